@@ -1,0 +1,225 @@
+"""The Python API, Headwater's spine: the CLI, scheduler and web UI call this.
+
+>>> import headwater
+>>> project = headwater.Project("shop")
+>>> result = project.run()                  # doctest: +SKIP
+>>> project.table("device_health_daily")    # doctest: +SKIP
+pyarrow.Table ...
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+
+from headwater.engines.base import DEFAULT_ENV, Engine, public_schema
+from headwater.errors import HeadwaterError, SelectionError, did_you_mean
+from headwater.graph import Graph
+from headwater.lock import ProjectLock
+from headwater.plan import Plan, build_plan
+from headwater.project.loader import LoadedProject, find_root, load_project
+from headwater.runner import Reporter, Runner, RunResult
+from headwater.state import StateStore
+
+STATE_DIR = ".headwater"
+
+Selection = str | Iterable[str] | None
+
+
+class Project:
+    """A Headwater project on disk.
+
+    ``Project(path)`` finds ``headwater.toml`` in ``path`` or a parent folder.
+    Loading is lazy: nothing is read until a method needs it.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] = ".", *, env: str = DEFAULT_ENV) -> None:
+        self.root = find_root(Path(path))
+        self.env = env
+
+    def __repr__(self) -> str:
+        return f"Project({str(self.root)!r})"
+
+    # -- pieces -----------------------------------------------------------
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @cached_property
+    def state(self) -> StateStore:
+        return StateStore(self.state_dir / "state.db")
+
+    @cached_property
+    def loaded(self) -> LoadedProject:
+        return load_project(self.root, cache=self.state)
+
+    def reload(self) -> LoadedProject:
+        """Re-read the project's files (after an edit)."""
+        self.__dict__.pop("loaded", None)
+        return self.loaded
+
+    @property
+    def graph(self) -> Graph:
+        return self.loaded.graph
+
+    @property
+    def nodes(self) -> dict[str, object]:
+        return dict(self.loaded.nodes)
+
+    def make_engine(self) -> Engine:
+        from headwater.engines.duckdb import DuckDBEngine
+
+        cfg = self.loaded.config.duckdb
+        path = Path(cfg.path)
+        return DuckDBEngine(
+            path if path.is_absolute() else self.root / path,
+            memory_limit=cfg.memory_limit,
+            threads=cfg.threads,
+        )
+
+    def select(self, select: Selection = None, exclude: Selection = None) -> list[str]:
+        loaded = self.loaded
+        return loaded.graph.select(select, exclude, tags=loaded.tags(), kinds=loaded.kinds())
+
+    # -- planning and running -------------------------------------------
+
+    def plan(
+        self,
+        select: Selection = None,
+        *,
+        exclude: Selection = None,
+        full_refresh: bool = False,
+        env: str | None = None,
+    ) -> Plan:
+        """What a run would do, and why, without doing it."""
+        env = env or self.env
+        chosen = self.select(select, exclude)
+        return build_plan(
+            self.loaded,
+            env=env,
+            selected=chosen,
+            published=self.state.published(env),
+            physical=self.state.all_physical(),
+            force=chosen if full_refresh else (),
+        )
+
+    def run(
+        self,
+        select: Selection = None,
+        *,
+        exclude: Selection = None,
+        full_refresh: bool = False,
+        env: str | None = None,
+        threads: int | None = None,
+        reporter: Reporter | None = None,
+        wait: bool = True,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> RunResult:
+        """Run the selected nodes that need it; publish each only after it succeeded."""
+        env = env or self.env
+        lock = ProjectLock(self.state_dir / "run.lock")
+        lock.acquire(wait=wait, on_wait=on_wait)
+        try:
+            self.reload()
+            plan = self.plan(select, exclude=exclude, full_refresh=full_refresh, env=env)
+            engine = self.make_engine()
+            if plan.to_run or not _warehouse_exists(engine):
+                engine.open()
+                try:
+                    if self._reconcile(engine):
+                        plan = self.plan(select, exclude=exclude, full_refresh=full_refresh,
+                                         env=env)
+                    runner = Runner(self.loaded, engine, self.state, env=env,
+                                    threads=threads or self.threads(), reporter=reporter)
+                    return runner.run(plan, selection=_selection_text(select, exclude))
+                finally:
+                    engine.close()
+            runner = Runner(self.loaded, engine, self.state, env=env, threads=1,
+                            reporter=reporter)
+            return runner.run(plan, selection=_selection_text(select, exclude))
+        finally:
+            lock.release()
+
+    def threads(self) -> int:
+        return self.loaded.config.threads or os.cpu_count() or 1
+
+    def _reconcile(self, engine: Engine) -> bool:
+        """Forget physical tables the warehouse no longer has; True if any were forgotten."""
+        present = engine.physical_tables()
+        missing = [p for p in self.state.all_physical() if p not in present]
+        for p in missing:
+            self.state.forget_physical(p)
+        return bool(missing)
+
+    # -- reading ----------------------------------------------------------
+
+    @contextmanager
+    def reading(self) -> Iterator[Engine]:
+        """A read-only engine; raises WarehouseBusyError while a run writes."""
+        engine = self.make_engine()
+        if not _warehouse_exists(engine):
+            raise HeadwaterError(
+                "nothing has been built yet", hint="run `headwater run` first"
+            )
+        engine.open(read_only=True)
+        try:
+            yield engine
+        finally:
+            engine.close()
+
+    def table(self, name: str, *, env: str | None = None, limit: int | None = None) -> pa.Table:
+        """A published table's rows as Arrow."""
+        env = env or self.env
+        loaded = self.loaded
+        node = loaded.nodes.get(name)
+        if node is None or not node.is_table:
+            tables = [n for n, x in loaded.nodes.items() if x.is_table]
+            raise SelectionError(
+                f"no table named {name!r}",
+                hint=did_you_mean(name, tables) or "run `headwater dag` to list tables",
+            )
+        pub = self.state.published(env).get(name)
+        if pub is None or pub.physical is None:
+            raise HeadwaterError(
+                f"{name} has not been built in env {env!r}",
+                hint=f"run `headwater run --select +{name}`",
+            )
+        from sqlglot import exp
+
+        ref = exp.table_(name, db=public_schema(env), quoted=True).sql(dialect="duckdb")
+        with self.reading() as engine:
+            return engine.query(f"SELECT * FROM {ref}", limit=limit)
+
+    def query(self, sql: str, *, limit: int | None = None) -> pa.Table:
+        """A read-only query against the published tables (prod views are in ``main``)."""
+        with self.reading() as engine:
+            try:
+                return engine.query(sql, limit=limit)
+            except HeadwaterError:
+                raise
+            except Exception as exc:
+                raise HeadwaterError(f"query failed: {str(exc).strip()}") from None
+
+
+def _warehouse_exists(engine: Engine) -> bool:
+    path = getattr(engine, "path", None)
+    return path is None or Path(path).exists()
+
+
+def _selection_text(select: Selection, exclude: Selection) -> str | None:
+    def text(s: Selection) -> str:
+        return s if isinstance(s, str) else " ".join(s or [])
+
+    parts = []
+    if select:
+        parts.append(f"--select {text(select)}")
+    if exclude:
+        parts.append(f"--exclude {text(exclude)}")
+    return " ".join(parts) or None

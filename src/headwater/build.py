@@ -1,0 +1,161 @@
+"""Executing one node on an engine: ingest a source, build a transform, write a sink.
+
+These functions run in worker threads. They touch only the engine and the
+node's own files; the runner records results and publishes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from headwater.engines.base import Engine, TableStats
+from headwater.errors import ConnectorError, HeadwaterError, TransformError
+from headwater.frames import frame_kind, to_arrow, to_frame
+from headwater.project.nodes import Node, PythonNode, SinkNode, SourceNode, SqlNode
+
+
+@dataclass
+class BuildOutcome:
+    rows: int | None
+    stats: TableStats | None
+    seconds: float
+
+
+def build_node(
+    node: Node,
+    engine: Engine,
+    *,
+    physical: str | None,
+    upstream_physical: Mapping[str, str],
+    root: Path,
+    dialect: str,
+    need_stats: bool = True,
+) -> BuildOutcome:
+    """Build ``node`` into ``physical`` (or write the sink); raise a HeadwaterError on failure."""
+    t0 = time.perf_counter()
+    runner: Callable[..., int | None]
+    if isinstance(node, SinkNode):
+        rows = _write_sink(node, engine, upstream_physical, root)
+        return BuildOutcome(rows, None, time.perf_counter() - t0)
+    assert physical is not None
+    if isinstance(node, SourceNode):
+        runner = _ingest_source
+    elif isinstance(node, SqlNode):
+        runner = _build_sql
+    elif isinstance(node, PythonNode):
+        runner = _build_python
+    else:  # pragma: no cover - loader only makes the kinds above
+        raise TypeError(node)
+    runner(node, engine, physical, upstream_physical, root, dialect)
+    stats = engine.stats(physical) if need_stats or node.materialized == "table" else None
+    return BuildOutcome(stats.rows if stats else None, stats, time.perf_counter() - t0)
+
+
+def _ingest_source(
+    node: SourceNode, engine: Engine, physical: str, _up: Mapping[str, str], root: Path, _d: str
+) -> None:
+    connector = node.meta["connector"](node.name, node.config, root, node.path)
+    try:
+        reader = connector.read()
+        engine.build_arrow(physical, reader)
+    except HeadwaterError:
+        raise
+    except Exception as exc:
+        raise ConnectorError(
+            f"source {node.name!r} failed: {type(exc).__name__}: {exc}", path=node.path
+        ) from exc
+
+
+def _build_sql(
+    node: SqlNode, engine: Engine, physical: str, up: Mapping[str, str], _r: Path, dialect: str
+) -> None:
+    from headwater.project.sql import render_for_engine
+
+    tables = {name: engine.physical_ref(phys) for name, phys in up.items()}
+    sql = render_for_engine(node.sql, dialect, tables, engine.dialect)
+    try:
+        engine.build_sql(physical, sql, view=node.materialized == "view")
+    except Exception as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TransformError(
+            f"{node.name} failed: {msg}",
+            path=node.path,
+            hint="fix the SQL and run again; what already succeeded is not rebuilt",
+        ) from None
+
+
+def _build_python(
+    node: PythonNode, engine: Engine, physical: str, up: Mapping[str, str], _r: Path, _d: str
+) -> None:
+    module = _load_module(node)
+    func = getattr(module, node.function)
+    kwargs: dict[str, Any] = {}
+    for param in node.params:
+        kind = frame_kind(node.param_types.get(param))
+        if kind == "duckdb" and hasattr(engine, "relation"):
+            kwargs[param] = engine.relation(up[param])
+        else:
+            kwargs[param] = to_frame(engine.read(up[param]), kind)
+    try:
+        result = func(**kwargs)
+    except Exception as exc:
+        raise _user_code_error(node, exc, f"{node.function}() raised") from None
+    data = to_arrow(result)
+    if data is None:
+        raise TransformError(
+            f"{node.function}() returned {type(result).__name__}",
+            path=node.path,
+            hint="return a pyarrow.Table, a polars or pandas DataFrame, or a duckdb relation",
+        )
+    engine.build_arrow(physical, data)
+
+
+def _load_module(node: PythonNode) -> ModuleType:
+    mod_name = f"headwater_transforms.{node.name}"
+    spec = importlib.util.spec_from_file_location(mod_name, node.path)
+    if spec is None or spec.loader is None:  # pragma: no cover
+        raise TransformError(f"cannot import {node.path}", path=node.path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise _user_code_error(node, exc, "importing the module raised") from None
+    sys.modules.pop(mod_name, None)
+    return module
+
+
+def _user_code_error(node: PythonNode, exc: BaseException, what: str) -> TransformError:
+    """A TransformError showing only the frames of the user's own file."""
+    own = [
+        f for f in traceback.extract_tb(exc.__traceback__)
+        if Path(f.filename).resolve() == node.path.resolve()
+    ]
+    frames = "".join(traceback.format_list(own)).rstrip()
+    detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return TransformError(
+        f"{what} {type(exc).__name__}: {exc}",
+        path=node.path,
+        line=own[-1].lineno if own else None,
+        snippet=(frames + "\n" + detail) if frames else detail,
+    )
+
+
+def _write_sink(node: SinkNode, engine: Engine, up: Mapping[str, str], root: Path) -> int:
+    connector = node.meta["connector"](node.name, node.config, root, node.path)
+    source = node.config.from_
+    try:
+        return int(connector.write(engine.reader(up[source])))
+    except HeadwaterError:
+        raise
+    except Exception as exc:
+        raise ConnectorError(
+            f"sink {node.name!r} failed: {type(exc).__name__}: {exc}", path=node.path
+        ) from exc

@@ -1,0 +1,264 @@
+"""The ``headwater`` command: parses arguments, calls the Python API, formats output.
+
+Errors become one message on stderr and a non-zero exit code here, and only
+here.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SELECT_HELP = (
+    "Nodes to include: NAME, +NAME (with upstream), NAME+ (with downstream), tag:T, "
+    "kind:K; several separated by commas or spaces."
+)
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def handle_errors(func: F) -> F:
+    """Turn Headwater errors into a message and an exit code; never a bare traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from headwater.errors import HeadwaterError
+
+        try:
+            return func(*args, **kwargs)
+        except HeadwaterError as exc:
+            click.echo(click.style("error: ", fg="red", bold=True) + exc.render(), err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            if os.environ.get("HEADWATER_DEBUG"):
+                raise
+            click.echo(
+                click.style("internal error: ", fg="red", bold=True)
+                + f"{type(exc).__name__}: {exc}\n"
+                "hint: this is a bug in Headwater; rerun with HEADWATER_DEBUG=1 for a traceback",
+                err=True,
+            )
+            sys.exit(70)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def project_option(func: F) -> F:
+    return click.option(
+        "--project",
+        "-p",
+        "project_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        envvar="HEADWATER_PROJECT",
+        help="Project folder (default: the current folder or the nearest parent with "
+        "headwater.toml).",
+    )(func)
+
+
+def env_option(func: F) -> F:
+    return click.option(
+        "--env", default="prod", show_default=True, help="Environment to read or publish."
+    )(func)
+
+
+def select_options(func: F) -> F:
+    func = click.option("--exclude", "-x", multiple=True, help="Nodes to leave out (same syntax).")(
+        func
+    )
+    return click.option("--select", "-s", multiple=True, help=SELECT_HELP)(func)
+
+
+def _project(project_dir: Path | None, env: str = "prod") -> Any:
+    from headwater.api import Project
+
+    return Project(project_dir or Path.cwd(), env=env)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="headwater")
+def main() -> None:
+    """Headwater: data pipelines from plain SQL and Python.
+
+    Write SELECTs in transforms/*.sql and functions in transforms/*.py; Headwater
+    derives the DAG, runs only what changed on embedded DuckDB and publishes
+    each table atomically.
+    """
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--rows", default=100_000, show_default=True, help="Telemetry rows to generate.")
+@click.option("--seed", default=42, show_default=True, help="Random seed for the demo data.")
+@click.option("--force", is_flag=True, help="Write into a non-empty folder.")
+@handle_errors
+def init(directory: Path, rows: int, seed: int, force: bool) -> None:
+    """Create a project in DIRECTORY with a runnable loyalty-and-payments example."""
+    from headwater.scaffold import init_project
+
+    files = init_project(directory, rows=rows, seed=seed, force=force)
+    console = _console()
+    console.print(f"[green]created[/] {directory} ({len(files)} files, {rows:,} telemetry rows)")
+    console.print(f"next: [bold]cd {directory} && headwater run[/]")
+
+
+@main.command()
+@project_option
+@select_options
+@env_option
+@click.option("--full-refresh", is_flag=True, help="Rebuild the selected nodes even if unchanged.")
+@click.option("--threads", "-t", type=int, default=None, help="Parallel builds (default: cores).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@click.option("--no-wait", is_flag=True, help="Fail at once if another run holds the project.")
+@handle_errors
+def run(
+    project_dir: Path | None,
+    select: tuple[str, ...],
+    exclude: tuple[str, ...],
+    env: str,
+    full_refresh: bool,
+    threads: int | None,
+    as_json: bool,
+    no_wait: bool,
+) -> None:
+    """Build what changed: ingest sources, run transforms, write sinks.
+
+    Exit status 0 only when every selected node succeeded.
+    """
+    from headwater.console import RichReporter, print_summary
+
+    project = _project(project_dir, env)
+    err = _console(stderr=True)
+    reporter = None if as_json else RichReporter(_console())
+
+    def waiting(holder: str) -> None:
+        err.print(f"[yellow]waiting[/] for the run in progress ({holder}) to finish ...")
+
+    try:
+        result = project.run(
+            select or None,
+            exclude=exclude or None,
+            full_refresh=full_refresh,
+            threads=threads,
+            reporter=reporter,
+            wait=not no_wait,
+            on_wait=waiting,
+        )
+    finally:
+        if reporter is not None:
+            reporter.stop()
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        print_summary(_console(), result)
+    sys.exit(0 if result.ok else 1)
+
+
+@main.command()
+@project_option
+@select_options
+@env_option
+@click.option("--full-refresh", is_flag=True, help="Plan as if the selection were forced.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@handle_errors
+def plan(
+    project_dir: Path | None,
+    select: tuple[str, ...],
+    exclude: tuple[str, ...],
+    env: str,
+    full_refresh: bool,
+    as_json: bool,
+) -> None:
+    """Show what a run would do, in order, and why, without running anything."""
+    from headwater.console import print_plan
+
+    project = _project(project_dir, env)
+    result = project.plan(select or None, exclude=exclude or None, full_refresh=full_refresh)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        print_plan(_console(), result)
+
+
+@main.command()
+@project_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "mermaid", "dot", "json"]),
+    default="text",
+    show_default=True,
+)
+@handle_errors
+def dag(project_dir: Path | None, fmt: str) -> None:
+    """Print the project's topology (text, Mermaid, Graphviz dot or JSON)."""
+    from headwater.dag_format import FORMATS
+
+    project = _project(project_dir)
+    click.echo(FORMATS[fmt](project.loaded))
+
+
+@main.command()
+@click.argument("node")
+@project_option
+@env_option
+@click.option("--limit", "-n", default=20, show_default=True, help="Rows to show.")
+@handle_errors
+def show(node: str, project_dir: Path | None, env: str, limit: int) -> None:
+    """Preview the rows of a published table."""
+    from headwater.console import arrow_table
+
+    project = _project(project_dir, env)
+    arrow_table(_console(), project.table(node, limit=limit), title=node)
+
+
+@main.command()
+@click.argument("sql")
+@project_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.option("--limit", "-n", default=None, type=int, help="At most this many rows.")
+@handle_errors
+def query(sql: str, project_dir: Path | None, fmt: str, limit: int | None) -> None:
+    """Run a read-only SQL query against the published tables."""
+    project = _project(project_dir)
+    data = project.query(sql, limit=limit)
+    if fmt == "json":
+        click.echo(json.dumps(data.to_pylist(), default=str, indent=2))
+    elif fmt == "csv":
+        import io
+
+        import pyarrow.csv as pacsv
+
+        buf = io.BytesIO()
+        pacsv.write_csv(data, buf)
+        click.echo(buf.getvalue().decode().rstrip("\n"))
+    else:
+        from headwater.console import arrow_table
+
+        arrow_table(_console(), data)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

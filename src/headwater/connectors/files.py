@@ -1,0 +1,158 @@
+"""Local files: a glob of CSV, Parquet or NDJSON in; Parquet or CSV out.
+
+Reading goes through an in-memory DuckDB (its readers infer and unify schemas
+across files and are fast); writing through pyarrow into a temporary file that
+replaces the target only when complete.
+"""
+
+from __future__ import annotations
+
+import glob as globmod
+import hashlib
+import os
+from pathlib import Path
+from typing import Literal
+
+import pyarrow as pa
+
+from headwater.connectors.base import SinkConfig, SinkConnector, SourceConfig, SourceConnector
+from headwater.errors import ConnectorError
+
+FORMATS = ("csv", "parquet", "ndjson")
+_EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".ndjson": "ndjson",
+               ".jsonl": "ndjson", ".json": "ndjson"}
+
+
+class FilesSourceConfig(SourceConfig):
+    type: Literal["files"] = "files"
+    path: str
+    format: Literal["csv", "parquet", "ndjson"] | None = None
+    delimiter: str | None = None
+    header: bool = True
+    columns: dict[str, str] = {}
+
+
+class FilesSource(SourceConnector):
+    type = "files"
+    Config = FilesSourceConfig
+    config: FilesSourceConfig
+
+    def files(self) -> list[Path]:
+        pattern = self.config.path
+        full = pattern if os.path.isabs(pattern) else str(self.root / pattern)
+        found = sorted(Path(p) for p in globmod.glob(full, recursive=True) if os.path.isfile(p))
+        if not found:
+            raise ConnectorError(
+                f"source {self.name!r}: path {pattern!r} matches no files",
+                path=self.config_path,
+                hint=f"check the glob (relative to {self.root}) or add data files",
+            )
+        return found
+
+    def format(self, files: list[Path]) -> str:
+        if self.config.format:
+            return self.config.format
+        fmt = _EXTENSIONS.get(files[0].suffix.lower())
+        if fmt is None:
+            raise ConnectorError(
+                f"source {self.name!r}: cannot tell the format of {files[0].name}",
+                path=self.config_path,
+                hint='set format = "csv" | "parquet" | "ndjson"',
+            )
+        return fmt
+
+    def data_fingerprint(self) -> str:
+        h = hashlib.sha256()
+        for f in self.files():
+            st = f.stat()
+            h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        h.update(self.config.model_dump_json().encode())
+        return h.hexdigest()
+
+    def read(self) -> pa.RecordBatchReader:
+        import duckdb
+
+        files = self.files()
+        fmt = self.format(files)
+        names = [str(f) for f in files]
+        con = duckdb.connect()
+        try:
+            if fmt == "csv":
+                kwargs: dict[str, object] = {"header": self.config.header}
+                if self.config.delimiter:
+                    kwargs["sep"] = self.config.delimiter
+                if self.config.columns:
+                    kwargs["dtype"] = self.config.columns
+                rel = con.read_csv(names, **kwargs)
+            elif fmt == "parquet":
+                rel = con.read_parquet(names)
+            else:
+                rel = con.read_json(names, format="newline_delimited")
+            return _OwningReader(rel.to_arrow_reader(256_000), con).reader
+        except duckdb.Error as exc:
+            con.close()
+            raise ConnectorError(
+                f"source {self.name!r}: cannot read {fmt} files: {exc}",
+                path=self.config_path,
+            ) from None
+
+
+class _OwningReader:
+    """Keeps the DuckDB connection alive for as long as the reader is used."""
+
+    def __init__(self, reader: pa.RecordBatchReader, con: object) -> None:
+        self._con = con
+
+        def batches() -> object:
+            try:
+                yield from reader
+            finally:
+                self._con.close()  # type: ignore[attr-defined]
+
+        self.reader = pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+
+class FilesSinkConfig(SinkConfig):
+    type: Literal["files"] = "files"
+    path: str
+    format: Literal["parquet", "csv"] | None = None
+
+
+class FilesSink(SinkConnector):
+    type = "files"
+    Config = FilesSinkConfig
+    config: FilesSinkConfig
+
+    def target(self) -> Path:
+        p = Path(self.config.path)
+        return p if p.is_absolute() else self.root / p
+
+    def write(self, data: pa.RecordBatchReader) -> int:
+        target = self.target()
+        fmt = self.config.format or ("csv" if target.suffix.lower() == ".csv" else "parquet")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        rows = 0
+        try:
+            if fmt == "parquet":
+                import pyarrow.parquet as pq
+
+                with pq.ParquetWriter(tmp, data.schema) as writer:
+                    for batch in data:
+                        writer.write_batch(batch)
+                        rows += batch.num_rows
+            else:
+                import pyarrow.csv as pacsv
+
+                with pacsv.CSVWriter(tmp, data.schema) as writer:
+                    for batch in data:
+                        writer.write_batch(batch)
+                        rows += batch.num_rows
+            os.replace(tmp, target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise ConnectorError(
+                f"sink {self.name!r}: cannot write {target}: {exc.strerror or exc}",
+                path=self.config_path,
+            ) from None
+        return rows

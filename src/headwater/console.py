@@ -1,0 +1,115 @@
+"""What people see: progress while a run goes on, summaries and tables after.
+
+User output is not logging: this module renders with rich; diagnostics go to
+``logging``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pyarrow as pa
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from headwater.plan import Plan
+from headwater.runner import NodeResult, RunResult
+
+STATUS_STYLE = {"executed": "green", "skipped": "dim", "failed": "bold red"}
+ACTION_STYLE = {"run": "yellow", "publish": "cyan", "skip": "dim"}
+
+
+class RichReporter:
+    """Progress bar plus one line per finished node."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task: Any = None
+        self.running: set[str] = set()
+
+    def on_start(self, plan: Plan) -> None:
+        self.progress.start()
+        self.task = self.progress.add_task("running", total=len(plan.nodes))
+
+    def on_node_start(self, name: str) -> None:
+        self.running.add(name)
+        self._describe()
+
+    def on_node_end(self, result: NodeResult) -> None:
+        self.running.discard(result.name)
+        if result.status != "skipped" or result.blocked:
+            style = STATUS_STYLE.get(result.status, "")
+            rows = f"{result.rows:,} rows" if result.rows is not None else ""
+            self.progress.console.print(
+                f"  [{style}]{result.status:<8}[/] {result.name:<32} {rows:>14} "
+                f"{result.seconds:6.2f}s  [dim]{result.reason}[/]",
+                overflow="ellipsis", no_wrap=True,
+            )
+        self.progress.advance(self.task)
+        self._describe()
+
+    def _describe(self) -> None:
+        names = sorted(self.running)
+        text = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
+        self.progress.update(self.task, description=f"running {text}" if text else "running")
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def print_summary(console: Console, result: RunResult) -> None:
+    table = Table(title=f"run {result.run_id} ({result.env})", title_justify="left")
+    for col, kw in (("node", {}), ("kind", {}), ("status", {}), ("rows", {"justify": "right"}),
+                    ("seconds", {"justify": "right"}), ("reason", {})):
+        table.add_column(col, **kw)  # type: ignore[arg-type]
+    for n in result.nodes:
+        style = STATUS_STYLE.get(n.status, "")
+        table.add_row(n.name, n.kind, f"[{style}]{n.status}[/]",
+                      "" if n.rows is None else f"{n.rows:,}", f"{n.seconds:.2f}", n.reason)
+    console.print(table)
+    c = result.counts()
+    colour = "green" if result.ok else "red"
+    console.print(
+        f"[{colour}]{result.status}[/]: {c['executed']} executed, {c['skipped']} skipped, "
+        f"{c['failed']} failed in {result.seconds:.2f}s"
+    )
+    for n in result.nodes:
+        if n.error:
+            console.print(f"\n[bold red]{n.name} failed[/]")
+            console.print(n.error, markup=False, highlight=False)
+
+
+def print_plan(console: Console, plan: Plan) -> None:
+    table = Table(title=f"plan ({plan.env})", title_justify="left")
+    for col in ("#", "node", "kind", "action", "reason"):
+        table.add_column(col)
+    for i, n in enumerate(plan.nodes, start=1):
+        style = ACTION_STYLE.get(n.action, "")
+        table.add_row(str(i), n.name, n.kind, f"[{style}]{n.action}[/]", n.reason)
+    console.print(table)
+    runs = sum(1 for n in plan.nodes if n.action == "run")
+    console.print(f"{runs} to run, {len(plan.nodes) - runs} up to date or reused")
+
+
+def arrow_table(console: Console, data: pa.Table, title: str | None = None) -> None:
+    table = Table(title=title, title_justify="left")
+    for field in data.schema:
+        table.add_column(f"{field.name}\n[dim]{field.type}[/]")
+    for row in data.to_pylist():
+        table.add_row(*("NULL" if v is None else str(v) for v in row.values()))
+    console.print(table)
+    console.print(f"[dim]{data.num_rows} rows[/]")
+
+
+def elapsed(t0: float) -> str:
+    return f"{time.perf_counter() - t0:.2f}s"

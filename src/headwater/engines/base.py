@@ -1,0 +1,90 @@
+"""The engine interface the runner talks to.
+
+An engine stores physical tables in an internal schema, builds them from SQL
+(already rewritten to point at physical upstreams and transpiled to the
+engine's dialect) or from Arrow, publishes them under public names as views,
+and answers read-only queries. Arrow is the interchange with connectors and
+Python transforms.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import pyarrow as pa
+
+INTERNAL_SCHEMA = "_hw"
+DEFAULT_ENV = "prod"
+
+
+def public_schema(env: str) -> str:
+    """The schema an environment publishes its views in: ``main`` for prod."""
+    return "main" if env == DEFAULT_ENV else env
+
+
+@dataclass
+class TableStats:
+    rows: int
+    content_fp: str
+    columns: list[tuple[str, str]]
+
+
+class Engine(ABC):
+    """One warehouse. Methods may be called from worker threads."""
+
+    name: ClassVar[str]
+    dialect: ClassVar[str]  # sqlglot dialect the engine executes
+
+    @abstractmethod
+    def open(self, *, read_only: bool = False) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def physical_tables(self) -> set[str]:
+        """Names of every physical table/view in the internal schema."""
+
+    @abstractmethod
+    def physical_ref(self, physical: str) -> Any:
+        """A sqlglot ``exp.Table`` that refers to a physical table."""
+
+    @abstractmethod
+    def build_sql(self, physical: str, select_sql: str, *, view: bool = False) -> None:
+        """Create ``physical`` from a SELECT, atomically: complete or absent."""
+
+    @abstractmethod
+    def build_arrow(self, physical: str, data: pa.RecordBatchReader | pa.Table) -> None:
+        """Create ``physical`` from Arrow data, atomically."""
+
+    @abstractmethod
+    def stats(self, physical: str) -> TableStats:
+        """Row count, order-independent content fingerprint and columns."""
+
+    @abstractmethod
+    def read(self, physical: str) -> pa.Table:
+        """A physical table's rows as Arrow."""
+
+    @abstractmethod
+    def reader(self, physical: str) -> pa.RecordBatchReader:
+        """A physical table's rows as a stream of Arrow batches."""
+
+    @abstractmethod
+    def publish(self, env: str, name: str, physical: str) -> None:
+        """Point the public name at ``physical`` (an atomic view swap)."""
+
+    @abstractmethod
+    def unpublish(self, env: str, name: str) -> None: ...
+
+    @abstractmethod
+    def drop_physical(self, physical: str) -> None: ...
+
+    @abstractmethod
+    def query(self, sql: str, limit: int | None = None) -> pa.Table:
+        """Run a read-only query against the published tables."""
+
+    def native(self) -> Any:
+        """The engine's own handle (a DuckDB connection, a SparkSession), for Python transforms."""
+        return None

@@ -1,0 +1,166 @@
+"""The embedded default engine: one DuckDB file under ``.headwater/``."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
+
+from headwater.engines.base import INTERNAL_SCHEMA, Engine, TableStats, public_schema
+from headwater.errors import HeadwaterError
+
+
+class WarehouseBusyError(HeadwaterError):
+    """The DuckDB file is held by another process (a run in progress)."""
+
+    exit_code = 3
+
+
+def _q(name: str) -> str:
+    """Quote an identifier for DuckDB."""
+    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
+
+
+class DuckDBEngine(Engine):
+    name = "duckdb"
+    dialect = "duckdb"
+
+    def __init__(
+        self, path: Path, *, memory_limit: str | None = None, threads: int | None = None
+    ) -> None:
+        self.path = path
+        self.memory_limit = memory_limit
+        self.threads = threads
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._local = threading.local()
+
+    # -- connections ------------------------------------------------------
+
+    def open(self, *, read_only: bool = False) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        config: dict[str, Any] = {}
+        if self.memory_limit:
+            config["memory_limit"] = self.memory_limit
+        if self.threads:
+            config["threads"] = self.threads
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=read_only, config=config)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise WarehouseBusyError(
+                    "the warehouse is busy: another Headwater process is writing to it",
+                    path=self.path,
+                    hint="wait for the current run to finish and try again",
+                ) from None
+            raise
+        if not read_only:
+            self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(INTERNAL_SCHEMA)}")
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for the calling thread (DuckDB cursors are not shared across threads)."""
+        if self._con is None:
+            raise RuntimeError("engine is not open")
+        cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cur", None)
+        if cur is None:
+            cur = self._con.cursor()
+            self._local.cur = cur
+        return cur
+
+    def native(self) -> Any:
+        return self.con
+
+    # -- physical tables --------------------------------------------------
+
+    def physical_tables(self) -> set[str]:
+        rows = self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+            [INTERNAL_SCHEMA],
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def physical_ref(self, physical: str) -> exp.Table:
+        return exp.table_(physical, db=INTERNAL_SCHEMA, quoted=True)
+
+    def _fq(self, physical: str) -> str:
+        return f"{_q(INTERNAL_SCHEMA)}.{_q(physical)}"
+
+    def build_sql(self, physical: str, select_sql: str, *, view: bool = False) -> None:
+        kind = "VIEW" if view else "TABLE"
+        # CREATE ... AS is atomic in DuckDB: a crash leaves no partial table.
+        self.con.execute(f"CREATE OR REPLACE {kind} {self._fq(physical)} AS {select_sql}")
+
+    def build_arrow(self, physical: str, data: pa.RecordBatchReader | pa.Table) -> None:
+        cur = self.con
+        view = f"__hw_arrow_{threading.get_ident()}"
+        cur.register(view, data)
+        try:
+            cur.execute(f"CREATE OR REPLACE TABLE {self._fq(physical)} AS SELECT * FROM {_q(view)}")
+        finally:
+            cur.unregister(view)
+
+    def stats(self, physical: str) -> TableStats:
+        fq = self._fq(physical)
+        cols = self.con.execute(f"DESCRIBE {fq}").fetchall()
+        columns = [(str(c[0]), str(c[1])) for c in cols]
+        rows, total = self.con.execute(
+            f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM {fq} AS t"
+        ).fetchone() or (0, "0")
+        schema_sig = ",".join(f"{n}:{t}" for n, t in columns)
+        return TableStats(int(rows), f"{rows}:{total}:{schema_sig}", columns)
+
+    def read(self, physical: str) -> pa.Table:
+        return self.con.sql(f"SELECT * FROM {self._fq(physical)}").to_arrow_table()
+
+    def reader(self, physical: str) -> pa.RecordBatchReader:
+        cur = self._con.cursor() if self._con is not None else self.con
+        return cur.sql(f"SELECT * FROM {self._fq(physical)}").to_arrow_reader(100_000)
+
+    def relation(self, physical: str) -> duckdb.DuckDBPyRelation:
+        return self.con.table(f"{INTERNAL_SCHEMA}.{physical}")
+
+    def publish(self, env: str, name: str, physical: str) -> None:
+        schema = public_schema(env)
+        cur = self.con
+        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(schema)}")
+        target = f"{_q(schema)}.{_q(name)}"
+        cur.execute(f"CREATE OR REPLACE VIEW {target} AS SELECT * FROM {self._fq(physical)}")
+
+    def unpublish(self, env: str, name: str) -> None:
+        self.con.execute(f"DROP VIEW IF EXISTS {_q(public_schema(env))}.{_q(name)}")
+
+    def drop_physical(self, physical: str) -> None:
+        fq = self._fq(physical)
+        row = self.con.execute(
+            "SELECT table_type FROM information_schema.tables"
+            " WHERE table_schema = ? AND table_name = ?",
+            [INTERNAL_SCHEMA, physical],
+        ).fetchone()
+        if row is not None:
+            kind = "VIEW" if row[0] == "VIEW" else "TABLE"
+            self.con.execute(f"DROP {kind} IF EXISTS {fq}")
+
+    def query(self, sql: str, limit: int | None = None) -> pa.Table:
+        result = self.con.sql(sql)
+        if result is None:
+            return pa.table({})
+        if limit is None:
+            return result.to_arrow_table()
+        reader = result.to_arrow_reader(max(limit, 1))
+        batches: list[pa.RecordBatch] = []
+        remaining = limit
+        for batch in reader:
+            batches.append(batch.slice(0, remaining))
+            remaining -= batches[-1].num_rows
+            if remaining <= 0:
+                break
+        return pa.Table.from_batches(batches, schema=reader.schema)

@@ -1,0 +1,153 @@
+"""Headwater's exceptions.
+
+Every error a user can cause derives from :class:`HeadwaterError` and carries
+where it happened (file, line, column), what is wrong and, where known, what to
+do. The CLI turns them into one readable message and a non-zero exit code; no
+other layer formats them for people.
+
+Hierarchy::
+
+    HeadwaterError
+    ├── ProjectError          bad project files: TOML, SQL, Python, config keys
+    │   ├── ParseError        SQL or Python that does not parse
+    │   ├── UnknownReferenceError
+    │   └── CycleError
+    ├── SelectionError        a --select that names nothing
+    ├── ConnectorError        a source or sink failed to read/write
+    ├── TransformError        a transform failed while running
+    ├── StateError            the state store is unusable
+    └── LockedError           another run holds the project lock
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+
+class HeadwaterError(Exception):
+    """Root of every error Headwater raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        hint: str | None = None,
+        snippet: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = Path(path) if path is not None else None
+        self.line = line
+        self.column = column
+        self.hint = hint
+        self.snippet = snippet
+
+    @property
+    def location(self) -> str:
+        """``file:line:col`` as far as known, or an empty string."""
+        if self.path is None:
+            return ""
+        loc = str(self.path)
+        if self.line is not None:
+            loc += f":{self.line}"
+            if self.column is not None:
+                loc += f":{self.column}"
+        return loc
+
+    def render(self) -> str:
+        """The full user-facing text: location, message, snippet with caret, hint."""
+        head = f"{self.location}: {self.message}" if self.location else self.message
+        parts = [head]
+        if self.snippet:
+            parts.append(self.snippet)
+        if self.hint:
+            parts.append(f"hint: {self.hint}")
+        return "\n".join(parts)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class ProjectError(HeadwaterError):
+    """The project's files are wrong: layout, TOML, config keys, transforms."""
+
+    exit_code = 2
+
+
+class ParseError(ProjectError):
+    """SQL or Python that does not parse, or is not a single SELECT."""
+
+
+class UnknownReferenceError(ProjectError):
+    """A transform refers to a table that is not a node of the project."""
+
+
+class CycleError(ProjectError):
+    """The dependency graph has a cycle."""
+
+    def __init__(self, cycle: list[str], **kwargs: object) -> None:
+        self.cycle = cycle
+        path = " -> ".join([*cycle, cycle[0]])
+        super().__init__(
+            f"dependency cycle: {path}",
+            hint="break the cycle by removing one of these references",
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+
+class SelectionError(HeadwaterError):
+    """A selection expression matched nothing or is malformed."""
+
+    exit_code = 2
+
+
+class ConnectorError(HeadwaterError):
+    """A source could not be read or a sink could not be written."""
+
+
+class TransformError(HeadwaterError):
+    """A transform failed while it ran (SQL runtime error, Python exception)."""
+
+
+class StateError(HeadwaterError):
+    """The state store could not be read or written."""
+
+
+class LockedError(HeadwaterError):
+    """Another process holds the project lock."""
+
+    exit_code = 3
+
+
+def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """Names from ``candidates`` that look like ``name``, best first."""
+    import difflib
+
+    return difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.6)
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """A ``did you mean ...?`` hint, or None when nothing is close."""
+    matches = closest(name, candidates)
+    if not matches:
+        return None
+    return "did you mean " + " or ".join(repr(m) for m in matches) + "?"
+
+
+def caret_snippet(text: str, line: int, column: int | None) -> str:
+    """The offending line of ``text`` with a caret under ``column`` (both 1-based)."""
+    lines = text.splitlines()
+    if not 1 <= line <= len(lines):
+        return ""
+    src = lines[line - 1]
+    gutter = f"{line:>4} | "
+    out = gutter + src
+    if column is not None and column >= 1:
+        out += "\n" + " " * (len(gutter) + column - 1) + "^"
+    return out

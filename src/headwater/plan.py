@@ -1,0 +1,166 @@
+"""Planning: for every selected node, skip / publish / run, and why.
+
+The plan compares what each node *would* be now (its fingerprint) with what
+the environment publishes and what physical tables exist. A node whose
+upstream will be rebuilt cannot know its fingerprint until that upstream's
+content is known, so it is planned as ``run`` with ``pending = True``; the
+runner settles it once the upstream finished (and may then skip it because
+the upstream's output did not change).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from headwater.errors import ProjectError
+from headwater.fingerprint import combine, physical_name
+from headwater.project.loader import LoadedProject
+from headwater.project.nodes import Node, SourceNode
+from headwater.state import PhysicalInfo, Published
+
+Action = Literal["skip", "publish", "run"]
+
+
+@dataclass
+class NodePlan:
+    name: str
+    kind: str
+    action: Action
+    reason: str
+    fingerprint: str | None = None
+    physical: str | None = None
+    pending: bool = False  # fingerprint depends on upstreams built in this run
+    data_fp: str | None = None
+    upstream: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("upstream")
+        return d
+
+
+@dataclass
+class Plan:
+    env: str
+    nodes: list[NodePlan]
+    identities: dict[str, str]  # content identity of every node known before the run
+
+    def to_json(self) -> dict[str, Any]:
+        return {"env": self.env, "nodes": [n.to_json() for n in self.nodes]}
+
+    @property
+    def to_run(self) -> list[NodePlan]:
+        return [n for n in self.nodes if n.action != "skip"]
+
+
+def identity_of(pub: Published | None, physical: Mapping[str, PhysicalInfo]) -> str | None:
+    """A published node's content identity: its content fingerprint, else its fingerprint."""
+    if pub is None:
+        return None
+    if pub.physical and pub.physical in physical:
+        return physical[pub.physical].content_fp or pub.fingerprint
+    return pub.fingerprint if pub.physical is None else None
+
+
+def build_plan(
+    project: LoadedProject,
+    *,
+    env: str,
+    selected: Iterable[str],
+    published: Mapping[str, Published],
+    physical: Mapping[str, PhysicalInfo],
+    force: Iterable[str] = (),
+    data_fps: Mapping[str, str] | None = None,
+) -> Plan:
+    """Decide what to do with each selected node; pure but for source data fingerprints."""
+    chosen = set(selected)
+    forced = set(force)
+    ident: dict[str, str | None] = {}
+    out: list[NodePlan] = []
+    for name in project.graph.order():
+        node = project.nodes[name]
+        pub = published.get(name)
+        if name not in chosen:
+            ident[name] = identity_of(pub, physical)
+            continue
+        ups = project.graph.upstream[name]
+        missing = [u for u in ups if u not in chosen and ident.get(u) is None]
+        if missing:
+            raise ProjectError(
+                f"{name} needs {missing[0]}, which has never been built in env {env!r}",
+                path=node.path,
+                hint=f"select it too: --select +{name}",
+            )
+        data_fp = None
+        if isinstance(node, SourceNode):
+            data_fp = (data_fps or {}).get(name) or _source_data_fp(project, node)
+        pending_up = [u for u in ups if u in chosen and ident.get(u) is None]
+        if pending_up:
+            out.append(NodePlan(name, node.kind, "run", f"upstream {pending_up[0]} changed",
+                                pending=True, data_fp=data_fp))
+            ident[name] = None
+            continue
+        upstream = {u: ident[u] or "" for u in ups}
+        fp = combine(node.kind, node.code_fp, upstream, data_fp or "")
+        plan = decide(node, fp, pub, physical, forced=name in forced, data_fp=data_fp,
+                      upstream=upstream, root=project.root)
+        out.append(plan)
+        if plan.action == "run":
+            ident[name] = None
+        elif node.kind == "sink":
+            ident[name] = fp
+        else:
+            info = physical.get(plan.physical or "")
+            ident[name] = (info.content_fp if info else None) or fp
+    known = {n: i for n, i in ident.items() if i is not None}
+    return Plan(env, out, known)
+
+
+def decide(
+    node: Node,
+    fp: str,
+    pub: Published | None,
+    physical: Mapping[str, PhysicalInfo],
+    *,
+    forced: bool,
+    data_fp: str | None,
+    upstream: dict[str, str],
+    root: Path,
+) -> NodePlan:
+    """The action for one node whose fingerprint is known."""
+    phys = None if node.kind == "sink" else physical_name(node.name, fp)
+    base = dict(fingerprint=fp, physical=phys, data_fp=data_fp, upstream=upstream)
+    if forced:
+        return NodePlan(node.name, node.kind, "run", "forced", **base)  # type: ignore[arg-type]
+    if pub is not None and pub.fingerprint == fp and (phys is None or phys in physical):
+        return NodePlan(node.name, node.kind, "skip", "up to date", **base)  # type: ignore[arg-type]
+    if phys is not None and phys in physical:
+        when = physical[phys].created_at[:19].replace("T", " ")
+        return NodePlan(node.name, node.kind, "publish",  # type: ignore[arg-type]
+                        f"reusing the build of {when} (same code and inputs)", **base)
+    return NodePlan(node.name, node.kind, "run", why(node, pub, upstream, data_fp, root),
+                    **base)  # type: ignore[arg-type]
+
+
+def why(
+    node: Node, pub: Published | None, upstream: dict[str, str], data_fp: str | None, root: Path
+) -> str:
+    if pub is None:
+        return "never built" if node.kind != "sink" else "never written"
+    if pub.code_fp != node.code_fp:
+        rel = node.path.relative_to(root) if node.path.is_relative_to(root) else node.path
+        return f"code changed ({rel})" if node.kind in ("sql", "python") else f"config changed ({rel})"
+    if node.kind == "source" and data_fp != pub.data_fp:
+        return f"new data in source {node.name}"
+    for u in sorted(upstream):
+        if pub.upstream.get(u) != upstream[u]:
+            return f"upstream {u} changed"
+    return "previous build missing"
+
+
+def _source_data_fp(project: LoadedProject, node: SourceNode) -> str:
+    connector = node.meta["connector"](node.name, node.config, project.root, node.path)
+    return str(connector.data_fingerprint())

@@ -1,0 +1,266 @@
+"""Reading a project folder into typed nodes and a DAG.
+
+The loader reads every file (cheap) and hashes it; SQL and Python analysis is
+looked up in the parse cache by content hash, so a project whose files did not
+change is loaded without importing sqlglot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from headwater.config import NodeConfig, ProjectConfig, key_line, read_toml, validate
+from headwater.errors import (
+    CycleError,
+    ProjectError,
+    UnknownReferenceError,
+    caret_snippet,
+    did_you_mean,
+)
+from headwater.graph import Graph
+from headwater.project.nodes import Node, PythonNode, Ref, SinkNode, SourceNode, SqlNode
+
+CONFIG_FILE = "headwater.toml"
+PARSE_VERSION = "1"  # bump when the cached analysis changes shape or meaning
+
+
+class ParseCache(Protocol):
+    def get_many(self) -> dict[str, dict[str, Any]]: ...
+
+    def put_many(self, entries: dict[str, dict[str, Any]]) -> None: ...
+
+
+@dataclass
+class LoadedProject:
+    root: Path
+    config: ProjectConfig
+    config_path: Path
+    nodes: dict[str, Node]
+    graph: Graph
+
+    def tags(self) -> dict[str, tuple[str, ...]]:
+        return {n: node.tags for n, node in self.nodes.items()}
+
+    def kinds(self) -> dict[str, str]:
+        return {n: node.kind for n, node in self.nodes.items()}
+
+
+def find_root(start: Path) -> Path:
+    """The project folder: ``start`` or the nearest parent holding headwater.toml."""
+    start = start.resolve()
+    for d in (start, *start.parents):
+        if (d / CONFIG_FILE).is_file():
+            return d
+    raise ProjectError(
+        f"not a Headwater project: no {CONFIG_FILE} in {start} or its parents",
+        hint="run `headwater init DIR` to create one, or pass --project DIR",
+    )
+
+
+def load_project(root: Path, cache: ParseCache | None = None) -> LoadedProject:
+    root = find_root(root)
+    config_path = root / CONFIG_FILE
+    data, text = read_toml(config_path)
+    config: ProjectConfig = validate(ProjectConfig, data, config_path, text)
+
+    cached = cache.get_many() if cache is not None else {}
+    fresh: dict[str, dict[str, Any]] = {}
+    nodes: dict[str, Node] = {}
+
+    def add(node: Node) -> None:
+        other = nodes.get(node.name)
+        if other is not None:
+            a, b = sorted([_rel(other.path, root), _rel(node.path, root)])
+            raise ProjectError(
+                f"two nodes are named {node.name!r}: {a} and {b}",
+                path=node.path,
+                hint="node names come from file names and must be unique; rename one file",
+            )
+        nodes[node.name] = node
+
+    for path in sorted((root / "sources").glob("*.toml")):
+        add(_load_source(path, root))
+    for path in _transform_files(root):
+        add(_load_transform(path, config.dialect, cached, fresh))
+    for path in sorted((root / "sinks").glob("*.toml")):
+        add(_load_sink(path, root))
+
+    if cache is not None and fresh:
+        cache.put_many(fresh)
+    _check_refs(nodes, root)
+    graph = Graph({n: node.upstream for n, node in nodes.items()})
+    try:
+        graph.order()
+    except CycleError as exc:
+        first = nodes[exc.cycle[0]]
+        raise CycleError(exc.cycle, path=_rel(first.path, root)) from None
+    return LoadedProject(root, config, config_path, nodes, graph)
+
+
+def _transform_files(root: Path) -> list[Path]:
+    folder = root / "transforms"
+    files = [p for p in folder.glob("*") if p.suffix in (".sql", ".py") and p.is_file()]
+    return sorted(f for f in files if not f.name.startswith(("_", ".")))
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _load_source(path: Path, root: Path) -> SourceNode:
+    from headwater.connectors.registry import source_types
+
+    data, text = read_toml(path)
+    connector_cls = _connector_class(data, source_types(), path, text, "source")
+    config = validate(connector_cls.Config, data, path, text)
+    fp = hashlib.sha256(("source\0" + config.model_dump_json()).encode()).hexdigest()
+    return SourceNode(
+        name=path.stem,
+        kind="source",
+        path=path,
+        description=config.description,
+        tags=tuple(config.tags),
+        code_fp=fp,
+        config=config,
+        meta={"connector": connector_cls},
+    )
+
+
+def _load_sink(path: Path, root: Path) -> SinkNode:
+    from headwater.connectors.registry import sink_types
+
+    data, text = read_toml(path)
+    connector_cls = _connector_class(data, sink_types(), path, text, "sink")
+    config = validate(connector_cls.Config, data, path, text)
+    fp = hashlib.sha256(("sink\0" + config.model_dump_json()).encode()).hexdigest()
+    line = key_line(text, "from")
+    return SinkNode(
+        name=path.stem,
+        kind="sink",
+        path=path,
+        description=config.description,
+        tags=tuple(config.tags),
+        refs=(Ref(config.from_, line, None),),
+        code_fp=fp,
+        config=config,
+        meta={"connector": connector_cls},
+    )
+
+
+def _connector_class(
+    data: dict[str, Any], types: dict[str, Any], path: Path, text: str, what: str
+) -> Any:
+    kind = data.get("type")
+    if kind is None:
+        raise ProjectError(
+            f"{what} has no `type`",
+            path=path,
+            hint=f"add e.g. type = \"files\" (known {what} types: {', '.join(sorted(types))})",
+        )
+    if kind not in types:
+        hint = did_you_mean(str(kind), types)
+        raise ProjectError(
+            f"unknown {what} type {kind!r}",
+            path=path,
+            line=key_line(text, "type"),
+            hint=(hint + " " if hint else "") + f"known {what} types: {', '.join(sorted(types))}",
+        )
+    return types[kind]
+
+
+def _load_transform(
+    path: Path, dialect: str, cached: dict[str, dict[str, Any]], fresh: dict[str, dict[str, Any]]
+) -> Node:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ProjectError(f"cannot read file: {exc.strerror}", path=path) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProjectError(
+            f"file is not UTF-8 text (byte {exc.start})", path=path, hint="save it as UTF-8"
+        ) from None
+    key = hashlib.sha256(
+        raw + f"\0{path.suffix}\0{dialect}\0{PARSE_VERSION}\0{path.stem}".encode()
+    ).hexdigest()
+    entry = cached.get(key)
+    if path.suffix == ".sql":
+        from headwater.project.sql import SqlAnalysis, analyse_sql
+
+        if entry is None:
+            analysis = analyse_sql(text, path, dialect)
+            fresh[key] = analysis.to_json()
+        else:
+            analysis = SqlAnalysis.from_json(entry)
+        annotations = analysis.annotations
+        return SqlNode(
+            name=path.stem,
+            kind="sql",
+            path=path,
+            description=analysis.description,
+            tags=tuple(annotations.get("tags", ())),
+            refs=tuple(Ref(*r) for r in analysis.refs),
+            code_fp=analysis.code_fp,
+            materialized=annotations.get("materialized", "table"),
+            meta={"annotations": annotations},
+            sql=text,
+        )
+    from headwater.project.python import PyAnalysis, analyse_python
+
+    if entry is None:
+        py = analyse_python(text, path)
+        fresh[key] = py.to_json()
+    else:
+        py = PyAnalysis.from_json(entry)
+    return PythonNode(
+        name=path.stem,
+        kind="python",
+        path=path,
+        description=py.description,
+        refs=tuple(Ref(*r) for r in py.refs),
+        code_fp=py.code_fp,
+        function=path.stem,
+        params=tuple(py.params),
+        param_types=py.param_types,
+    )
+
+
+def _check_refs(nodes: dict[str, Node], root: Path) -> None:
+    tables = sorted(n for n, node in nodes.items() if node.is_table)
+    for node in nodes.values():
+        for ref in node.refs:
+            target = nodes.get(ref.name)
+            if target is not None and target.is_table:
+                continue
+            hint = did_you_mean(ref.name, tables)
+            known = f"known tables: {', '.join(tables[:20])}" + (" ..." if len(tables) > 20 else "")
+            snippet = None
+            if ref.line:
+                try:
+                    snippet = caret_snippet(node.path.read_text("utf-8"), ref.line, ref.column)
+                except OSError:
+                    snippet = None
+            if node.kind == "python":
+                msg = f"parameter {ref.name!r} of {node.name}() names no node of the project"
+                fix = "parameters of a Python transform must be names of upstream tables"
+            elif node.kind == "sink":
+                msg = f"sink reads from {ref.name!r}, which is not a table of the project"
+                fix = "set `from` to a source or transform name"
+            else:
+                msg = f"unknown table {ref.name!r}"
+                fix = "refer to sources and transforms by their bare names"
+            raise UnknownReferenceError(
+                msg,
+                path=node.path,
+                line=ref.line,
+                column=ref.column,
+                snippet=snippet,
+                hint=f"{hint} ({fix})" if hint else f"{fix}; {known}",
+            )

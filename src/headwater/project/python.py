@@ -1,0 +1,92 @@
+"""Reading a Python transform without running it: function, parameters, docstring.
+
+``transforms/NAME.py`` must define ``def NAME(upstream_a, upstream_b, ...)``. The
+parameters name upstream nodes; their annotations choose the frame type passed
+in. The code fingerprint is a dump of the AST with docstrings removed, so
+comments, formatting and documentation do not count as changes.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from headwater.errors import ParseError, caret_snippet
+
+
+@dataclass
+class PyAnalysis:
+    description: str
+    params: list[str]
+    param_types: dict[str, str]
+    refs: list[tuple[str, int | None, int | None]]
+    code_fp: str
+
+    def to_json(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PyAnalysis:
+        data = dict(data)
+        data["refs"] = [tuple(r) for r in data["refs"]]
+        return cls(**data)
+
+
+def analyse_python(text: str, path: Path) -> PyAnalysis:
+    name = path.stem
+    try:
+        module = ast.parse(text, filename=str(path))
+    except SyntaxError as err:
+        raise ParseError(
+            f"Python syntax error: {err.msg}",
+            path=path,
+            line=err.lineno,
+            column=err.offset,
+            snippet=caret_snippet(text, err.lineno or 0, err.offset),
+        ) from None
+    func = next(
+        (
+            n
+            for n in module.body
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == name
+        ),
+        None,
+    )
+    if func is None:
+        defined = [n.name for n in module.body if isinstance(n, ast.FunctionDef)]
+        raise ParseError(
+            f"Python transform must define a function named {name!r}",
+            path=path,
+            hint=f"add `def {name}(upstream_table, ...):` (found: {', '.join(defined) or 'none'})",
+        )
+    args = func.args
+    if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs:
+        raise ParseError(
+            "a transform's parameters must be plain names of upstream nodes",
+            path=path,
+            line=func.lineno,
+            hint="remove *args, **kwargs, keyword-only and positional-only parameters",
+        )
+    params = [a.arg for a in args.args]
+    types = {a.arg: ast.unparse(a.annotation) for a in args.args if a.annotation is not None}
+    refs = [(a.arg, a.lineno, a.col_offset + 1) for a in args.args]
+    description = ast.get_docstring(func) or ast.get_docstring(module) or ""
+    code_fp = hashlib.sha256(("py\0" + ast.dump(_strip_docstrings(module))).encode()).hexdigest()
+    return PyAnalysis(description.strip(), params, types, refs, code_fp)
+
+
+def _strip_docstrings(module: ast.Module) -> ast.Module:
+    for node in ast.walk(module):
+        if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            body = node.body
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
+                node.body = body[1:] or [ast.Pass()]
+    return module

@@ -1,0 +1,296 @@
+"""The state store: one SQLite file, ``.headwater/state.db``, in WAL mode.
+
+It holds everything other processes need while a run goes on (the warehouse
+file is locked by its single writer): which physical table each environment
+publishes for each node, the fingerprints behind them, the parse cache and the
+run history. Every write is one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from headwater.errors import StateError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS parse_cache (key TEXT PRIMARY KEY, payload TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS physical (
+    physical TEXT PRIMARY KEY,
+    node TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    content_fp TEXT,
+    rows INTEGER,
+    columns TEXT,
+    seconds REAL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS physical_node ON physical (node, created_at);
+CREATE TABLE IF NOT EXISTS env_nodes (
+    env TEXT NOT NULL,
+    node TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    physical TEXT,
+    code_fp TEXT,
+    data_fp TEXT,
+    upstream TEXT,
+    published_at TEXT NOT NULL,
+    PRIMARY KEY (env, node)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    env TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    status TEXT NOT NULL,
+    selection TEXT,
+    pid INTEGER
+);
+CREATE TABLE IF NOT EXISTS run_nodes (
+    run_id TEXT NOT NULL,
+    node TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    rows INTEGER,
+    seconds REAL,
+    started_at TEXT,
+    ended_at TEXT,
+    error TEXT,
+    PRIMARY KEY (run_id, node)
+);
+"""
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Published:
+    """What an environment currently shows for one node."""
+
+    node: str
+    kind: str
+    fingerprint: str
+    physical: str | None
+    code_fp: str | None
+    data_fp: str | None
+    upstream: dict[str, str]
+    published_at: str
+
+
+@dataclass
+class PhysicalInfo:
+    physical: str
+    node: str
+    fingerprint: str
+    content_fp: str | None
+    rows: int | None
+    columns: list[tuple[str, str]]
+    created_at: str
+
+
+class StateStore:
+    """Thread-safe access to ``state.db``; one connection guarded by a lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(
+                str(path), timeout=30, check_same_thread=False, isolation_level=None
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        except sqlite3.Error as exc:
+            raise StateError(
+                f"cannot open the state store: {exc}",
+                path=path,
+                hint="if the file is corrupt, move it away; the next run rebuilds what it needs",
+            ) from None
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+
+    def _query(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    # -- parse cache ---------------------------------------------------------
+
+    def get_many(self) -> dict[str, dict[str, Any]]:
+        return {k: json.loads(v) for k, v in self._query("SELECT key, payload FROM parse_cache")}
+
+    def put_many(self, entries: dict[str, dict[str, Any]]) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO parse_cache VALUES (?, ?)",
+                [(k, json.dumps(v)) for k, v in entries.items()],
+            )
+
+    # -- environments and physical tables ------------------------------------
+
+    def published(self, env: str) -> dict[str, Published]:
+        rows = self._query(
+            "SELECT node, kind, fingerprint, physical, code_fp, data_fp, upstream, published_at"
+            " FROM env_nodes WHERE env = ?",
+            (env,),
+        )
+        return {
+            r[0]: Published(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6] or "{}"), r[7])
+            for r in rows
+        }
+
+    def environments(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT DISTINCT env FROM env_nodes ORDER BY env")]
+
+    def physical(self, name: str) -> PhysicalInfo | None:
+        rows = self._query(
+            "SELECT physical, node, fingerprint, content_fp, rows, columns, created_at"
+            " FROM physical WHERE physical = ?",
+            (name,),
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return PhysicalInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5] or "[]"), r[6])
+
+    def all_physical(self) -> dict[str, PhysicalInfo]:
+        rows = self._query(
+            "SELECT physical, node, fingerprint, content_fp, rows, columns, created_at FROM physical"
+        )
+        return {
+            r[0]: PhysicalInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5] or "[]"), r[6])
+            for r in rows
+        }
+
+    def record_physical(
+        self,
+        *,
+        physical: str,
+        node: str,
+        kind: str,
+        fingerprint: str,
+        content_fp: str | None,
+        rows: int | None,
+        columns: list[tuple[str, str]],
+        seconds: float,
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO physical VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (physical, node, kind, fingerprint, content_fp, rows, json.dumps(columns),
+                 seconds, now()),
+            )
+
+    def forget_physical(self, physical: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM physical WHERE physical = ?", (physical,))
+
+    def publish(
+        self,
+        env: str,
+        *,
+        node: str,
+        kind: str,
+        fingerprint: str,
+        physical: str | None,
+        code_fp: str,
+        data_fp: str | None = None,
+        upstream: dict[str, str] | None = None,
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO env_nodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (env, node, kind, fingerprint, physical, code_fp, data_fp,
+                 json.dumps(upstream or {}), now()),
+            )
+
+    def unpublish(self, env: str, node: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM env_nodes WHERE env = ? AND node = ?", (env, node))
+
+    # -- runs ----------------------------------------------------------------
+
+    def start_run(self, run_id: str, env: str, selection: str | None, pid: int) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, NULL, 'running', ?, ?)",
+                (run_id, env, now(), selection, pid),
+            )
+
+    def record_node(
+        self,
+        run_id: str,
+        *,
+        node: str,
+        kind: str,
+        status: str,
+        reason: str | None,
+        rows: int | None = None,
+        seconds: float | None = None,
+        started_at: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO run_nodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, node, kind, status, reason, rows, seconds, started_at, now(), error),
+            )
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE runs SET ended_at = ?, status = ? WHERE run_id = ?",
+                (now(), status, run_id),
+            )
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        rows = self._query(
+            "SELECT run_id, env, started_at, ended_at, status, selection FROM runs"
+            " ORDER BY started_at DESC LIMIT ?",
+            (limit,),
+        )
+        keys = ("run_id", "env", "started_at", "ended_at", "status", "selection")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def run_nodes(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self._query(
+            "SELECT node, kind, status, reason, rows, seconds, started_at, ended_at, error"
+            " FROM run_nodes WHERE run_id = ? ORDER BY started_at",
+            (run_id,),
+        )
+        keys = ("node", "kind", "status", "reason", "rows", "seconds", "started_at",
+                "ended_at", "error")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
