@@ -100,6 +100,7 @@ class Project:
     ) -> Plan:
         """What a run would do, and why, without doing it."""
         env = env or self.env
+        self.reload()
         chosen = self.select(select, exclude)
         return build_plan(
             self.loaded,
@@ -127,7 +128,6 @@ class Project:
         lock = ProjectLock(self.state_dir / "run.lock")
         lock.acquire(wait=wait, on_wait=on_wait)
         try:
-            self.reload()
             plan = self.plan(select, exclude=exclude, full_refresh=full_refresh, env=env)
             engine = self.make_engine()
             if plan.to_run or not _warehouse_exists(engine):

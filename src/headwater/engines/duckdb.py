@@ -112,9 +112,10 @@ class DuckDBEngine(Engine):
         fq = self._fq(physical)
         cols = self.con.execute(f"DESCRIBE {fq}").fetchall()
         columns = [(str(c[0]), str(c[1])) for c in cols]
+        # fetchall, not fetchone: DuckDB refuses new work on a cursor with an undrained result
         rows, total = self.con.execute(
             f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM {fq} AS t"
-        ).fetchone() or (0, "0")
+        ).fetchall()[0]
         schema_sig = ",".join(f"{n}:{t}" for n, t in columns)
         return TableStats(int(rows), f"{rows}:{total}:{schema_sig}", columns)
 
@@ -144,9 +145,9 @@ class DuckDBEngine(Engine):
             "SELECT table_type FROM information_schema.tables"
             " WHERE table_schema = ? AND table_name = ?",
             [INTERNAL_SCHEMA, physical],
-        ).fetchone()
-        if row is not None:
-            kind = "VIEW" if row[0] == "VIEW" else "TABLE"
+        ).fetchall()
+        if row:
+            kind = "VIEW" if row[0][0] == "VIEW" else "TABLE"
             self.con.execute(f"DROP {kind} IF EXISTS {fq}")
 
     def query(self, sql: str, limit: int | None = None) -> pa.Table:

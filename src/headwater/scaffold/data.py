@@ -86,7 +86,12 @@ def _create_macros(con: duckdb.DuckDBPyConnection, seed: int) -> None:
     # Device traits are pure functions of the device index, shared by devices.csv and telemetry.
     con.execute(f"CREATE MACRO model_idx(d) AS 1 + floor(u(d, 'model') * {len(MODELS)})::INT")
     con.execute("CREATE MACRO is_pocket(d) AS model_idx(d) >= 3")
-    con.execute("CREATE MACRO is_troubled(d) AS u(d, 'troubled') < 0.08")
+    # About 9% of terminals are flaky; a third of those die during the week and stay dark.
+    con.execute("CREATE MACRO is_flaky(d) AS u(d, 'flaky') < 0.09")
+    con.execute(
+        f"CREATE MACRO dies_on(d) AS CASE WHEN u(d, 'flaky') < 0.03 "
+        f"THEN floor(u(d, 'dies_on') * {TELEMETRY_DAYS})::INT END"
+    )
 
 
 def _sql_list(values: list[str]) -> str:
@@ -210,9 +215,9 @@ def _transactions_sql(plan: DataPlan) -> str:
     """
 
 
-def _telemetry_sql(plan: DataPlan, n_devices: int, day: dt.date, lo: int, hi: int) -> str:
+def _telemetry_sql(n_devices: int, day: dt.date, k: int, lo: int, hi: int) -> str:
+    """Telemetry rows lo..hi, all on day number k of the week."""
     per_device = max(1, -(-(hi - lo) // n_devices))  # readings per device that day, rounded up
-    k = (day - LAST_DAY).days + TELEMETRY_DAYS - 1  # day index 0..6, part of the outage-spell key
     # One cluster of devices loses connectivity in a mid-afternoon outage two days from the end.
     outage = "d % 13 = 5 AND sec BETWEEN 13 * 3600 AND 15 * 3600"
     if k != TELEMETRY_DAYS - 3:
@@ -230,11 +235,13 @@ def _telemetry_sql(plan: DataPlan, n_devices: int, day: dt.date, lo: int, hi: in
         traits AS (
             SELECT *,
                 sec / 3600.0 AS hour,
-                -- Offline spells last whole hours; troubled devices get them far more often.
-                u(d * 1000 + {k * 24} + sec // 3600, 'offline')
-                    < CASE WHEN is_troubled(d) THEN 0.12 ELSE 0.01 END
+                {k} >= coalesce(dies_on(d), {TELEMETRY_DAYS}) AS dead,
+                -- Offline spells last whole hours; flaky devices get them far more often.
+                dead
+                    OR u(d * 1000 + {k * 24} + sec // 3600, 'offline')
+                        < CASE WHEN is_flaky(d) THEN 0.15 ELSE 0.01 END
                     OR ({outage}) AS offline,
-                u(i, 'degraded') < CASE WHEN is_troubled(d) THEN 0.25 ELSE 0.03 END AS degraded
+                u(i, 'degraded') < CASE WHEN is_flaky(d) THEN 0.3 ELSE 0.03 END AS degraded
             FROM slots
         ),
         readings AS (
@@ -244,7 +251,8 @@ def _telemetry_sql(plan: DataPlan, n_devices: int, day: dt.date, lo: int, hi: in
                      ELSE 'online' END AS status,
                 -- Handhelds charge overnight and drain from 07:00; a third of them have worn
                 -- batteries that run flat by the evening. Countertops sit near 100.
-                CASE WHEN is_pocket(d)
+                CASE WHEN dead THEN 0
+                     WHEN is_pocket(d)
                      THEN 100 - greatest(0, hour - 7)
                                 * CASE WHEN u(d, 'weak') < 0.33 THEN 8 ELSE 3.5 END
                           + (u(i, 'battery') - 0.5) * 8
@@ -278,7 +286,7 @@ def _write_telemetry(
         day = first_day + dt.timedelta(days=k)
         # Exact split so the total row count is precisely `rows`.
         lo, hi = plan.rows * k // TELEMETRY_DAYS, plan.rows * (k + 1) // TELEMETRY_DAYS
-        sql = _telemetry_sql(plan, n_devices, day, lo, hi)
+        sql = _telemetry_sql(n_devices, day, k, lo, hi)
         written.append(_copy(con, sql, out_dir / f"{day.isoformat()}.ndjson", fmt="json"))
     return written
 

@@ -1,0 +1,37 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ROWS ?= 200000
+
+.PHONY: demo test check bench install clean
+
+$(BIN)/headwater: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/headwater
+
+## Set up, create the example project in ./demo and run it end to end on embedded DuckDB.
+demo: install
+	rm -rf demo
+	$(BIN)/headwater init demo --rows $(ROWS)
+	$(BIN)/headwater run --project demo
+	$(BIN)/headwater show device_health_daily --project demo --limit 5
+
+## Set up and run the whole test suite.
+test: install
+	$(BIN)/pytest -q
+
+## Lint and type-check.
+check: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python bench/bench_core.py
+
+clean:
+	rm -rf $(VENV) demo bench/.work

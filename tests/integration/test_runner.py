@@ -1,0 +1,220 @@
+"""The runner on real DuckDB: builds, change awareness, failures, selection."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from headwater import Project
+from headwater.errors import LockedError, SelectionError
+from headwater.lock import ProjectLock
+from headwater.testing import write_project
+
+BASE = {
+    "data/a.csv": "id,v\n1,10\n2,20\n3,30\n",
+    "sources/raw.toml": 'type = "files"\npath = "data/*.csv"\n',
+    "transforms/stg.sql": """
+        -- Staging: doubled values.
+        -- @tags: staging
+        SELECT id, v * 2 AS v2 FROM raw
+    """,
+    "transforms/total.sql": "-- Sum.\nSELECT sum(v2) AS s FROM stg\n",
+    "transforms/maxed.sql": "SELECT max(v2) AS m FROM stg\n",
+    "transforms/report.sql": "SELECT s, m FROM total CROSS JOIN maxed\n",
+}
+
+
+def statuses(result) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {n.name: n.status for n in result.nodes}
+
+
+def executed(result) -> set[str]:  # type: ignore[no-untyped-def]
+    return {n.name for n in result.nodes if n.status == "executed"}
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(write_project(tmp_path / "p", BASE))
+
+
+def edit(project: Project, rel: str, text: str) -> None:
+    (project.root / rel).write_text(text)
+
+
+def test_first_run_builds_everything_and_publishes(project: Project) -> None:
+    result = project.run()
+    assert result.ok
+    assert executed(result) == {"raw", "stg", "total", "maxed", "report"}
+    assert project.table("report").to_pylist() == [{"s": 120, "m": 60}]
+    assert project.query("SELECT count(*) AS n FROM stg").to_pylist() == [{"n": 3}]
+
+
+def test_noop_run_executes_nothing(project: Project) -> None:
+    project.run()
+    result = project.run()
+    assert executed(result) == set()
+    assert all(n.reason == "up to date" for n in result.nodes)
+
+
+@pytest.mark.parametrize(
+    "new_text",
+    [
+        "-- Staging: doubled values.\n-- @tags: staging\nselect   id,\n  v*2 as v2\nfrom raw\n",
+        "-- A new description entirely.\n-- @tags: staging\nSELECT id, v * 2 AS v2 FROM raw -- c\n",
+    ],
+    ids=["whitespace-and-case", "comments"],
+)
+def test_formatting_and_comment_edits_execute_nothing(project: Project, new_text: str) -> None:
+    project.run()
+    edit(project, "transforms/stg.sql", new_text)
+    result = project.run()
+    assert executed(result) == set()
+
+
+def test_edit_reruns_node_and_downstream_only(project: Project) -> None:
+    project.run()
+    edit(project, "transforms/maxed.sql", "SELECT max(v2) + 1 AS m FROM stg\n")
+    plan = project.plan()
+    reasons = {n.name: n.reason for n in plan.nodes if n.action == "run"}
+    assert reasons == {"maxed": "code changed (transforms/maxed.sql)",
+                       "report": "upstream maxed changed"}
+    result = project.run()
+    assert executed(result) == {"maxed", "report"}
+    assert project.table("report").to_pylist() == [{"s": 120, "m": 61}]
+
+
+def test_edit_with_identical_output_stops_at_that_node(project: Project) -> None:
+    project.run()
+    edit(project, "transforms/stg.sql", "SELECT id, v * 2 AS v2 FROM raw WHERE id IS NOT NULL\n")
+    result = project.run()
+    assert executed(result) == {"stg"}
+    reasons = {n.name: n.reason for n in result.nodes}
+    assert reasons["total"] == "upstream stg rebuilt, output unchanged"
+
+
+def test_revert_reuses_the_old_build(project: Project) -> None:
+    project.run()
+    original = (project.root / "transforms/total.sql").read_text()
+    edit(project, "transforms/total.sql", "SELECT sum(v2) * 10 AS s FROM stg\n")
+    project.run()
+    assert project.table("total").to_pylist() == [{"s": 1200}]
+    edit(project, "transforms/total.sql", original)
+    result = project.run()
+    assert "total" not in executed(result)
+    assert project.table("total").to_pylist() == [{"s": 120}]
+
+
+def test_new_source_data_is_ingested(project: Project) -> None:
+    project.run()
+    time.sleep(0.01)
+    (project.root / "data/b.csv").write_text("id,v\n4,40\n")
+    plan = project.plan()
+    assert {n.name: n.reason for n in plan.nodes}["raw"] == "new data in source raw"
+    project.run()
+    assert project.table("total").to_pylist() == [{"s": 200}]
+
+
+def test_failure_skips_downstream_keeps_siblings_and_previous_version(project: Project) -> None:
+    project.run()
+    edit(project, "transforms/maxed.sql", "SELECT max(no_such_column) AS m FROM stg\n")
+    edit(project, "transforms/total.sql", "SELECT sum(v2) + 1 AS s FROM stg\n")
+    result = project.run()
+    assert not result.ok
+    st = {n.name: (n.status, n.reason) for n in result.nodes}
+    assert st["maxed"][0] == "failed"
+    assert st["report"] == ("skipped", "upstream maxed failed")
+    assert st["total"][0] == "executed"
+    error = next(n.error for n in result.nodes if n.name == "maxed")
+    assert "transforms/maxed.sql" in (error or "") and "no_such_column" in (error or "")
+    # the failed node's previous version stays live
+    assert project.table("maxed").to_pylist() == [{"m": 60}]
+    # fixing it resumes from the break: total is not rebuilt again
+    edit(project, "transforms/maxed.sql", "SELECT max(v2) AS m FROM stg\n")
+    again = project.run()
+    assert again.ok
+    assert executed(again) == {"report"} or executed(again) == set()
+    assert project.table("report").to_pylist() == [{"s": 121, "m": 60}]
+
+
+def test_full_refresh_rebuilds_selection(project: Project) -> None:
+    project.run()
+    result = project.run("stg+", full_refresh=True)
+    assert "stg" in executed(result)
+    assert {n.name for n in result.nodes} == {"stg", "total", "maxed", "report"}
+
+
+def test_selection_syntax(project: Project) -> None:
+    assert project.select("+total") == ["raw", "stg", "total"]
+    assert project.select("stg+", exclude="report") == ["stg", "maxed", "total"]
+    assert project.select("tag:staging, maxed") == ["stg", "maxed"]
+    with pytest.raises(SelectionError, match="did you mean 'total'"):
+        project.select("totl")
+
+
+def test_selecting_a_node_whose_upstream_never_ran_says_what_to_do(project: Project) -> None:
+    with pytest.raises(Exception, match=r"--select \+total"):
+        project.run("total")
+
+
+def test_python_transform_frame_types(tmp_path: Path) -> None:
+    files = dict(BASE)
+    files["transforms/as_polars.py"] = '''
+        import polars as pl
+
+        def as_polars(stg: pl.DataFrame) -> pl.DataFrame:
+            return stg.with_columns((pl.col("v2") + 1).alias("v3"))
+    '''
+    files["transforms/as_pandas.py"] = '''
+        import pandas as pd
+
+        def as_pandas(as_polars: pd.DataFrame):
+            as_polars["v4"] = as_polars["v3"] * 2
+            return as_polars
+    '''
+    files["transforms/as_rel.py"] = '''
+        import duckdb
+
+        def as_rel(as_pandas: duckdb.DuckDBPyRelation):
+            return as_pandas.aggregate("sum(v4) AS total_v4")
+    '''
+    project = Project(write_project(tmp_path / "p", files))
+    result = project.run()
+    assert result.ok, [n.error for n in result.nodes if n.error]
+    assert project.table("as_rel").to_pylist() == [{"total_v4": 2 * (21 + 41 + 61)}]
+
+
+def test_second_run_waits_or_fails_fast(project: Project) -> None:
+    lock = ProjectLock(project.state_dir / "run.lock")
+    lock.acquire()
+    try:
+        with pytest.raises(LockedError, match="another run is in progress"):
+            project.run(wait=False)
+        messages: list[str] = []
+        done = threading.Event()
+
+        def second() -> None:
+            project.run(on_wait=messages.append)
+            done.set()
+
+        t = threading.Thread(target=second)
+        t.start()
+        time.sleep(0.5)
+        assert not done.is_set() and messages
+    finally:
+        lock.release()
+    t.join(timeout=30)
+    assert done.is_set()
+
+
+def test_sink_writes_file_after_node(tmp_path: Path) -> None:
+    files = dict(BASE)
+    files["sinks/export.toml"] = 'type = "files"\nfrom = "total"\npath = "out/total.parquet"\n'
+    project = Project(write_project(tmp_path / "p", files))
+    assert project.run().ok
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(project.root / "out/total.parquet").to_pylist() == [{"s": 120}]
+    assert "export" not in executed(project.run())
