@@ -18,7 +18,9 @@ from typing import Iterator
 
 import pyarrow as pa
 
+from headwater import environments
 from headwater.engines.base import DEFAULT_ENV, Engine, public_schema
+from headwater.environments import NodeDiff
 from headwater.errors import HeadwaterError, SelectionError, did_you_mean
 from headwater.graph import Graph
 from headwater.lock import ProjectLock
@@ -157,6 +159,37 @@ class Project:
         for p in missing:
             self.state.forget_physical(p)
         return bool(missing)
+
+    # -- environments -----------------------------------------------------
+
+    def diff(self, env_a: str, env_b: str = DEFAULT_ENV) -> list[NodeDiff]:
+        """Schema and row-count differences per node between two environments."""
+        return environments.diff(self.state, env_a, env_b)
+
+    def promote(self, source_env: str, *, to: str = DEFAULT_ENV, wait: bool = True) -> list[str]:
+        """Point ``to`` at ``source_env``'s tables without recomputing anything."""
+        with self._writing(wait) as engine:
+            return environments.promote(self.state, engine, source_env, to)
+
+    def gc(self, *, keep_versions: int = 1, dry_run: bool = False, wait: bool = True) -> list[str]:
+        """Drop physical tables that no environment uses, keeping N old versions per node."""
+        with self._writing(wait) as engine:
+            return environments.collect_garbage(
+                self.state, engine, keep_versions=keep_versions, dry_run=dry_run
+            )
+
+    @contextmanager
+    def _writing(self, wait: bool) -> Iterator[Engine]:
+        lock = ProjectLock(self.state_dir / "run.lock")
+        lock.acquire(wait=wait)
+        engine = self.make_engine()
+        try:
+            engine.open()
+            self._reconcile(engine)
+            yield engine
+        finally:
+            engine.close()
+            lock.release()
 
     # -- reading ----------------------------------------------------------
 

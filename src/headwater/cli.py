@@ -260,5 +260,49 @@ def query(sql: str, project_dir: Path | None, fmt: str, limit: int | None) -> No
         arrow_table(_console(), data)
 
 
+@main.command()
+@click.argument("env_a")
+@click.argument("env_b", default="prod")
+@project_option
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@handle_errors
+def diff(env_a: str, env_b: str, project_dir: Path | None, as_json: bool) -> None:
+    """Compare two environments per node: schema and row counts (ENV_B defaults to prod)."""
+    from headwater.console import print_diff
+
+    diffs = _project(project_dir).diff(env_a, env_b)
+    if as_json:
+        click.echo(json.dumps([d.to_json() for d in diffs], indent=2))
+    else:
+        print_diff(_console(), diffs, env_a, env_b)
+
+
+@main.command()
+@click.argument("env")
+@click.option("--to", "target", default="prod", show_default=True, help="Environment to update.")
+@project_option
+@handle_errors
+def promote(env: str, target: str, project_dir: Path | None) -> None:
+    """Point TARGET (prod) at ENV's tables, without recomputing anything."""
+    moved = _project(project_dir).promote(env, to=target)
+    _console().print(f"promoted {len(moved)} tables from {env} to {target}"
+                     + (f": {', '.join(moved)}" if moved else ""))
+
+
+@main.command()
+@click.option("--keep-versions", default=1, show_default=True,
+              help="Unused versions to keep per node, for instant reverts.")
+@click.option("--dry-run", is_flag=True, help="List what would be dropped.")
+@project_option
+@handle_errors
+def gc(keep_versions: int, dry_run: bool, project_dir: Path | None) -> None:
+    """Drop physical tables no environment points to."""
+    dropped = _project(project_dir).gc(keep_versions=keep_versions, dry_run=dry_run)
+    verb = "would drop" if dry_run else "dropped"
+    _console().print(f"{verb} {len(dropped)} physical tables")
+    for name in dropped:
+        _console().print(f"  {name}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

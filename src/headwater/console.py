@@ -101,6 +101,22 @@ def print_plan(console: Console, plan: Plan) -> None:
     console.print(f"{runs} to run, {len(plan.nodes) - runs} up to date or reused")
 
 
+def print_diff(console: Console, diffs: list[Any], env_a: str, env_b: str) -> None:
+    table = Table(title=f"{env_a} vs {env_b}", title_justify="left")
+    for col in ("node", "status", f"rows {env_a}", f"rows {env_b}", "schema"):
+        table.add_column(col)
+    for d in diffs:
+        schema = "; ".join(
+            [f"+{c}" for c in d.added_columns] + [f"-{c}" for c in d.removed_columns]
+            + d.retyped_columns
+        )
+        style = "dim" if d.status == "same" else "yellow"
+        table.add_row(d.node, f"[{style}]{d.status}[/]",
+                      "" if d.rows_a is None else f"{d.rows_a:,}",
+                      "" if d.rows_b is None else f"{d.rows_b:,}", schema)
+    console.print(table)
+
+
 def arrow_table(console: Console, data: pa.Table, title: str | None = None) -> None:
     table = Table(title=title, title_justify="left")
     for field in data.schema:

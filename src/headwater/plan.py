@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from headwater.engines.base import DEFAULT_ENV
 from headwater.errors import ProjectError
 from headwater.fingerprint import combine, physical_name
 from headwater.project.loader import LoadedProject
@@ -94,6 +95,11 @@ def build_plan(
                 path=node.path,
                 hint=f"select it too: --select +{name}",
             )
+        if node.kind == "sink" and env != DEFAULT_ENV:
+            # a dev environment must never overwrite production destinations
+            out.append(NodePlan(name, node.kind, "skip", f"sinks write only from {DEFAULT_ENV}"))
+            ident[name] = None
+            continue
         data_fp = None
         if isinstance(node, SourceNode):
             data_fp = (data_fps or {}).get(name) or _source_data_fp(project, node)

@@ -218,3 +218,36 @@ def test_sink_writes_file_after_node(tmp_path: Path) -> None:
 
     assert pq.read_table(project.root / "out/total.parquet").to_pylist() == [{"s": 120}]
     assert "export" not in executed(project.run())
+
+
+def test_dev_environment_shares_prod_tables_and_promotes(project: Project) -> None:
+    project.run()
+    prod_phys = {n: p.physical for n, p in project.state.published("prod").items()}
+    edit(project, "transforms/maxed.sql", "SELECT max(v2) - 1 AS m FROM stg\n")
+    result = project.run(env="dev")
+    assert executed(result) == {"maxed", "report"}
+    dev_phys = {n: p.physical for n, p in project.state.published("dev").items()}
+    assert dev_phys["stg"] == prod_phys["stg"] and dev_phys["maxed"] != prod_phys["maxed"]
+    assert project.query("SELECT m FROM dev.maxed").to_pylist() == [{"m": 59}]
+    assert project.table("maxed").to_pylist() == [{"m": 60}]
+    diffs = {d.node: d for d in project.diff("dev", "prod")}
+    assert diffs["maxed"].status == "changed" and diffs["stg"].status == "same"
+    moved = project.promote("dev")
+    assert set(moved) == {"maxed", "report"}
+    assert project.table("maxed").to_pylist() == [{"m": 59}]
+    # prod now matches the code: nothing to do
+    assert executed(project.run()) == set()
+
+
+def test_gc_drops_unreferenced_versions(project: Project) -> None:
+    project.run()
+    for i in range(3):
+        edit(project, "transforms/total.sql", f"SELECT sum(v2) + {i + 1} AS s FROM stg\n")
+        project.run()
+    versions = [p for p, i in project.state.all_physical().items() if i.node == "total"]
+    assert len(versions) == 4
+    dropped = project.gc(keep_versions=1)
+    # the two oldest unused versions of total and of report (its downstream) go
+    assert sorted(d.split("__")[0] for d in dropped) == ["report", "report", "total", "total"]
+    assert project.table("total").to_pylist() == [{"s": 123}]
+    assert len([i for i in project.state.all_physical().values() if i.node == "total"]) == 2
