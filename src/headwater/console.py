@@ -69,8 +69,9 @@ class RichReporter:
 
 def print_summary(console: Console, result: RunResult) -> None:
     table = Table(title=f"run {result.run_id} ({result.env})", title_justify="left")
-    for col, kw in (("node", {}), ("kind", {}), ("status", {}), ("rows", {"justify": "right"}),
-                    ("seconds", {"justify": "right"}), ("reason", {})):
+    for col, kw in (("node", {"no_wrap": True}), ("kind", {}), ("status", {}),
+                    ("rows", {"justify": "right", "no_wrap": True}),
+                    ("seconds", {"justify": "right"}), ("reason", {"ratio": 1})):
         table.add_column(col, **kw)  # type: ignore[arg-type]
     for n in result.nodes:
         style = STATUS_STYLE.get(n.status, "")

@@ -8,6 +8,7 @@ and give sensible, mutually consistent results.
 from __future__ import annotations
 
 import importlib.util
+import re
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -168,6 +169,18 @@ def test_sql_transforms_have_headers_and_valid_references(project: Path) -> None
         assert tables <= nodes, f"{path.name} refers to unknown {tables - nodes}"
         assert not ctes & nodes, f"{path.name} has CTEs named like nodes: {ctes & nodes}"
         assert len(sqlglot.parse(sql, read="duckdb")) == 1
+
+
+def test_readme_lists_the_real_dependencies(project: Path) -> None:
+    # Rows of the "Table | Built from" table: "| `name` (Python) | `a`, `b` |"
+    row = re.compile(r"^\| `(\w+)`(?: \(Python\))? \| ((?:`\w+`(?:, )?)+) \|$", re.MULTILINE)
+    documented = {
+        name: set(re.findall(r"`(\w+)`", upstreams))
+        for name, upstreams in row.findall((project / "README.md").read_text())
+    }
+    actual = {p.stem: _sql_refs(p.read_text())[0] for p in (project / "transforms").glob("*.sql")}
+    actual["customer_segments"] = {"customer_points_balance"}
+    assert documented == actual
 
 
 # --- generated data -------------------------------------------------------------------------
@@ -358,6 +371,7 @@ def test_rerun_needs_force(tmp_path: Path) -> None:
         init_project(tmp_path, rows=700)
     written = init_project(tmp_path, rows=1_400, force=True)
     assert tmp_path / "headwater.toml" in written
+    assert _telemetry_lines(tmp_path) == 1_400  # data regenerated, not appended
 
 
 def test_refuses_a_file_and_too_few_rows(tmp_path: Path) -> None:

@@ -62,6 +62,7 @@ def generate_data(data_dir: Path, rows: int, seed: int) -> list[Path]:
     (data_dir / "telemetry").mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     try:
+        con.execute("SET enable_progress_bar = false")  # the CLI owns the terminal
         _create_macros(con, seed)
         _create_merchants(con, plan)
         n_devices = _create_devices(con)
@@ -117,12 +118,21 @@ def _create_merchants(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
                 -- 1..7 terminals, most merchants have two to four
                 1 + floor(pow(u(i, 'terminals'), 1.5) * 7)::INT AS n_terminals
             FROM range({plan.merchants}) r(i)
+        ),
+        named AS (
+            SELECT *, row_number() OVER (PARTITION BY name ORDER BY idx) AS branch
+            FROM (
+                SELECT *,
+                    {_sql_list(ADJECTIVES)}[1 + floor(u(idx, 'adj') * {len(ADJECTIVES)})::INT]
+                        || ' ' || {nouns}[c] AS name
+                FROM base
+            )
         )
         SELECT
             idx,
             printf('mer-%04d', idx + 1) AS merchant_id,
-            {_sql_list(ADJECTIVES)}[1 + floor(u(idx, 'adj') * {len(ADJECTIVES)})::INT]
-                || ' ' || {nouns}[c] AS name,
+            -- a repeated name is another branch of the same chain: "Corner Coffee #2"
+            name || CASE WHEN branch > 1 THEN ' #' || branch ELSE '' END AS name,
             {cats}[c] AS category,
             {_sql_list(CITIES)}[1 + floor(u(idx, 'city') * {len(CITIES)})::INT] AS city,
             CASE WHEN t < 0.45 THEN 'bronze' WHEN t < 0.75 THEN 'silver'
@@ -133,7 +143,7 @@ def _create_merchants(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:
             {highs}[c] AS max_cents,
             n_terminals,
             (sum(n_terminals) OVER (ORDER BY idx) - n_terminals)::BIGINT AS first_device
-        FROM base
+        FROM named
     """)
 
 
@@ -177,6 +187,16 @@ def _transactions_sql(plan: DataPlan) -> str:
                      THEN c0 - 1 ELSE c0 END AS c
             FROM picks
         ),
+        visits AS (
+            -- Customers mostly shop at their home merchant, more so the richer its points tier
+            -- (55% at bronze up to 85% at platinum); the other visits go anywhere.
+            SELECT p.*,
+                CASE WHEN u(p.i, 'loyal') < 0.55 + 0.3 * (h.multiplier - 1)
+                     THEN h.idx
+                     ELSE floor(u(p.i, 'merchant') * {plan.merchants})::BIGINT END AS m_idx
+            FROM churned p
+            JOIN gen_merchants h ON h.idx = hash(p.c, {plan.seed}, 'home') % {plan.merchants}
+        ),
         purchases AS (
             SELECT
                 p.i + 1 AS txn_id,
@@ -188,12 +208,8 @@ def _transactions_sql(plan: DataPlan) -> str:
                 TIMESTAMP '{start} 07:00:00' + to_days(p.day_idx::INT)
                     + to_seconds(floor(u(p.i, 'time') * 14 * 3600)::BIGINT) AS ts,
                 u(p.i, 'refund') < 0.02 AS refunded
-            FROM churned p
-            JOIN gen_merchants m
-              -- 70% of visits go to the customer's home merchant, the rest anywhere
-              ON m.idx = CASE WHEN u(p.i, 'loyal') < 0.7
-                              THEN hash(p.c, {plan.seed}, 'home') % {plan.merchants}
-                              ELSE floor(u(p.i, 'merchant') * {plan.merchants})::BIGINT END
+            FROM visits p
+            JOIN gen_merchants m ON m.idx = p.m_idx
         ),
         ledger AS (
             SELECT txn_id, merchant_id, customer_id, amount_cents,

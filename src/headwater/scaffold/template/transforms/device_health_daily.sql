@@ -22,9 +22,12 @@ components AS (
         -- a degraded reading counts as half up
         (online_readings + 0.5 * degraded_readings) / readings AS uptime_share,
         1.0 - 1.0 * low_battery_readings / readings AS battery_ok_share,
-        -- p95 of 200 ms or better scores 1, 2 s or worse scores 0; a dark device scores 0
-        COALESCE(GREATEST(0.0, LEAST(1.0, (2000.0 - p95_latency_ms) / 1800.0)), 0.0)
-            AS latency_score
+        -- p95 of 200 ms or better scores 1, 2 s or worse 0. A dark device has no latency
+        -- at all and scores 0 (test for NULL first: GREATEST and LEAST skip NULLs).
+        CASE
+            WHEN p95_latency_ms IS NULL THEN 0.0
+            ELSE GREATEST(0.0, LEAST(1.0, (2000.0 - p95_latency_ms) / 1800.0))
+        END AS latency_score
     FROM daily_readings
 )
 SELECT

@@ -32,9 +32,9 @@ SELECT
     COALESCE(f.critical_device_days, 0) AS critical_device_days,
     -- the first action that applies, hardware first: broken terminals lose sales today
     CASE
-        WHEN f.avg_health_score < 70 THEN 'fix terminals'
+        WHEN f.avg_health_score < 80 THEN 'fix terminals'
         WHEN COALESCE(f.critical_device_days, 0) > 0 THEN 'check terminals'
-        WHEN s.repeat_customer_rate < 0.3 THEN 'grow loyalty'
+        WHEN s.repeat_customer_rate < 0.25 THEN 'grow loyalty'
         ELSE 'ok'
     END AS next_action
 FROM merchant_loyalty_stats AS s
