@@ -14,9 +14,12 @@ from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import pyarrow as pa
 
 from headwater import environments
 from headwater.engines.base import DEFAULT_ENV, Engine, public_schema

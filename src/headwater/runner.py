@@ -11,17 +11,20 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
-from headwater.build import BuildOutcome, build_node
 from headwater.engines.base import Engine
 from headwater.errors import HeadwaterError
 from headwater.fingerprint import combine, physical_name
 from headwater.plan import NodePlan, Plan
 from headwater.project.loader import LoadedProject
-from headwater.state import StateStore, now
+from headwater.state import PhysicalInfo, Published, StateStore, now
+
+if TYPE_CHECKING:
+    from headwater.build import BuildOutcome
 
 
 @dataclass
@@ -36,10 +39,10 @@ class NodeResult:
     blocked: bool = False  # skipped because an upstream failed
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("blocked")
-        d["seconds"] = round(self.seconds, 3)
-        return d
+        return {
+            "name": self.name, "kind": self.kind, "status": self.status, "reason": self.reason,
+            "rows": self.rows, "seconds": round(self.seconds, 3), "error": self.error,
+        }
 
 
 @dataclass
@@ -113,8 +116,10 @@ class Runner:
         t0 = time.perf_counter()
         self.state.start_run(run_id, self.env, selection, os.getpid())
         self.reporter.on_start(plan)
-        published = self.state.published(self.env)
-        self.physical_of = {n: p.physical for n, p in published.items() if p.physical}
+        self.published = self.state.published(self.env)
+        self.physical_info = self.state.all_physical()
+        self.physical_of = {n: p.physical for n, p in self.published.items() if p.physical}
+        self._records: list[dict[str, Any]] = []
         self.identities = dict(plan.identities)
         results: dict[str, NodeResult] = {}
         status = "failed"
@@ -124,6 +129,7 @@ class Runner:
                 r.status != "failed" and not r.blocked for r in results.values()
             ) else "failed"
         finally:
+            self._flush()
             self.state.finish_run(run_id, status)
         ordered = [results[n.name] for n in plan.nodes if n.name in results]
         return RunResult(run_id, self.env, status, time.perf_counter() - t0, ordered)
@@ -133,25 +139,40 @@ class Runner:
     def _execute(self, plan: Plan, results: dict[str, NodeResult]) -> None:
         todo = {n.name: n for n in plan.nodes}
         deps = {n: [u for u in self.project.graph.upstream[n] if u in todo] for n in todo}
+        waiting_on = {n: len(d) for n, d in deps.items()}
+        children: dict[str, list[str]] = {n: [] for n in todo}
+        for n, d in deps.items():
+            for u in d:
+                children[u].append(n)
+        # plan order is topological, so a FIFO of ready nodes keeps builds in a stable order
+        ready = deque(n.name for n in plan.nodes if waiting_on[n.name] == 0)
         self._results = results
         running: dict[Future[BuildOutcome], tuple[NodePlan, float, str]] = {}
+
+        def finished(name: str) -> None:
+            for child in children[name]:
+                waiting_on[child] -= 1
+                if waiting_on[child] == 0:
+                    ready.append(child)
+
         with ThreadPoolExecutor(self.threads, thread_name_prefix="hw-build") as pool:
-            while todo or running:
-                for name in [n for n in todo if all(u in results for u in deps[n])]:
-                    np = todo.pop(name)
+            while ready or running:
+                while ready:
+                    name = ready.popleft()
+                    np = todo[name]
                     bad = [u for u in deps[name] if results[u].status == "failed"
                            or results[u].blocked]
                     if bad:
                         self._finish(np, NodeResult(name, np.kind, "skipped",
                                                     f"upstream {bad[0]} failed", blocked=True))
+                        finished(name)
                         continue
                     self._settle(np)
-                    if np.action == "skip":
+                    if np.action in ("skip", "publish"):
+                        if np.action == "publish":
+                            self._publish(np, None)
                         self._finish(np, NodeResult(name, np.kind, "skipped", np.reason))
-                        continue
-                    if np.action == "publish":
-                        self._publish(np, None)
-                        self._finish(np, NodeResult(name, np.kind, "skipped", np.reason))
+                        finished(name)
                         continue
                     self.reporter.on_node_start(name)
                     fut = pool.submit(self._build, np)
@@ -162,6 +183,7 @@ class Runner:
                 for fut in done:
                     np, started, started_at = running.pop(fut)
                     self._complete(np, fut, started, started_at)
+                    finished(np.name)
 
     def _settle(self, np: NodePlan) -> None:
         """Fix the fingerprint of a node whose upstreams were built in this run."""
@@ -173,19 +195,21 @@ class Runner:
         fp = combine(node.kind, node.code_fp, upstream, np.data_fp or "")
         np.fingerprint, np.upstream, np.pending = fp, upstream, False
         np.physical = None if node.kind == "sink" else physical_name(np.name, fp)
-        pub = self.state.published(self.env).get(np.name)
+        pub = self.published.get(np.name)
         changed = [u for u in ups if pub is None or pub.upstream.get(u) != upstream[u]]
         rebuilt = [u for u in ups if self._results.get(u) and self._results[u].status == "executed"]
         if pub is not None and pub.fingerprint == fp:
             np.action = "skip"
             np.reason = f"upstream {rebuilt[0]} rebuilt, output unchanged" if rebuilt else "up to date"
-        elif np.physical and self.state.physical(np.physical) is not None:
+        elif np.physical and np.physical in self.physical_info:
             np.action = "publish"
             np.reason = "reusing an earlier build (same code and inputs)"
         elif changed:
             np.reason = f"upstream {changed[0]} changed"
 
     def _build(self, np: NodePlan) -> BuildOutcome:
+        from headwater.build import build_node
+
         node = self.project.nodes[np.name]
         ups = {u: self.physical_of[u] for u in self.project.graph.upstream[np.name]}
         return build_node(
@@ -212,6 +236,9 @@ class Runner:
                                         error=f"{node.path}: {type(exc).__name__}: {exc}"), at)
             return
         if np.physical is not None and outcome.stats is not None:
+            self.physical_info[np.physical] = PhysicalInfo(
+                np.physical, np.name, np.fingerprint or "", outcome.stats.content_fp,
+                outcome.stats.rows, outcome.stats.columns, now())
             self.state.record_physical(
                 physical=np.physical, node=np.name, kind=np.kind,
                 fingerprint=np.fingerprint or "", content_fp=outcome.stats.content_fp,
@@ -226,11 +253,14 @@ class Runner:
         if np.physical is not None:
             self.engine.publish(self.env, np.name, np.physical)
             self.physical_of[np.name] = np.physical
-            info = self.state.physical(np.physical)
+            info = self.physical_info.get(np.physical)
             content = info.content_fp if info else None
             self.identities[np.name] = content or np.fingerprint or ""
         else:
             self.identities[np.name] = np.fingerprint or ""
+        self.published[np.name] = Published(
+            np.name, np.kind, np.fingerprint or "", np.physical, node.code_fp, np.data_fp,
+            dict(np.upstream), now())
         self.state.publish(
             self.env, node=np.name, kind=np.kind, fingerprint=np.fingerprint or "",
             physical=np.physical, code_fp=node.code_fp, data_fp=np.data_fp,
@@ -239,16 +269,23 @@ class Runner:
 
     def _finish(self, np: NodePlan, result: NodeResult, started_at: str | None = None) -> None:
         if np.action == "skip" or (np.action == "publish" and result.status == "skipped"):
-            info = self.state.physical(np.physical) if np.physical else None
+            info = self.physical_info.get(np.physical) if np.physical else None
             result.rows = info.rows if info else None
             if np.name in self.physical_of or np.physical is None:
                 self.identities.setdefault(np.name, np.fingerprint or "")
             if info is not None:
                 self.identities[np.name] = info.content_fp or np.fingerprint or ""
         self._results[np.name] = result
-        self.state.record_node(
-            self.run_id, node=np.name, kind=np.kind, status=result.status,
-            reason=result.reason, rows=result.rows, seconds=result.seconds,
-            started_at=started_at, error=result.error,
-        )
+        self._records.append({
+            "node": np.name, "kind": np.kind, "status": result.status, "reason": result.reason,
+            "rows": result.rows, "seconds": result.seconds, "started_at": started_at,
+            "ended_at": now(), "error": result.error,
+        })
+        if result.status != "skipped":
+            self._flush()  # history of real work is visible to other processes at once
         self.reporter.on_node_end(result)
+
+    def _flush(self) -> None:
+        if self._records:
+            self.state.record_nodes(self.run_id, self._records)
+            self._records = []

@@ -269,6 +269,16 @@ class StateStore:
                 (run_id, node, kind, status, reason, rows, seconds, started_at, now(), error),
             )
 
+    def record_nodes(self, run_id: str, records: list[dict[str, Any]]) -> None:
+        """Several node results in one transaction (skips are recorded in bulk)."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO run_nodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, r["node"], r["kind"], r["status"], r.get("reason"), r.get("rows"),
+                  r.get("seconds"), r.get("started_at"), r.get("ended_at") or now(),
+                  r.get("error")) for r in records],
+            )
+
     def finish_run(self, run_id: str, status: str) -> None:
         with self.transaction() as db:
             db.execute(

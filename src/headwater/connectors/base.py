@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
 from headwater.config import NodeConfig
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class SourceConfig(NodeConfig):

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
 import pyarrow as pa
-from sqlglot import exp
 
 from headwater.engines.base import INTERNAL_SCHEMA, Engine, TableStats, public_schema
 from headwater.errors import HeadwaterError
@@ -21,8 +19,13 @@ class WarehouseBusyError(HeadwaterError):
 
 
 def _q(name: str) -> str:
-    """Quote an identifier for DuckDB."""
-    return exp.to_identifier(name, quoted=True).sql(dialect="duckdb")
+    """Quote an identifier for DuckDB: double quotes, embedded quotes doubled."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+if TYPE_CHECKING:
+    import duckdb
+    from sqlglot import exp
 
 
 class DuckDBEngine(Engine):
@@ -41,6 +44,8 @@ class DuckDBEngine(Engine):
     # -- connections ------------------------------------------------------
 
     def open(self, *, read_only: bool = False) -> None:
+        import duckdb
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {}
         if self.memory_limit:
@@ -89,6 +94,8 @@ class DuckDBEngine(Engine):
         return {r[0] for r in rows}
 
     def physical_ref(self, physical: str) -> exp.Table:
+        from sqlglot import exp
+
         return exp.table_(physical, db=INTERNAL_SCHEMA, quoted=True)
 
     def _fq(self, physical: str) -> str:
