@@ -41,7 +41,7 @@ def build_node(
 ) -> BuildOutcome:
     """Build ``node`` into ``physical`` (or write the sink); raise a HeadwaterError on failure."""
     t0 = time.perf_counter()
-    runner: Callable[..., int | None]
+    runner: Callable[..., None]
     if isinstance(node, SinkNode):
         rows = _write_sink(node, engine, upstream_physical, root)
         return BuildOutcome(rows, None, time.perf_counter() - t0)
@@ -54,7 +54,7 @@ def build_node(
         runner = _build_python
     else:  # pragma: no cover - loader only makes the kinds above
         raise TypeError(node)
-    runner(node, engine, physical, upstream_physical, root, dialect)
+    runner(node, engine, physical, upstream_physical, root, dialect)  # type: ignore[arg-type]
     stats = engine.stats(physical) if need_stats or node.materialized == "table" else None
     return BuildOutcome(stats.rows if stats else None, stats, time.perf_counter() - t0)
 

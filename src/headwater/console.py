@@ -73,7 +73,7 @@ def print_summary(console: Console, result: RunResult) -> None:
     for col, kw in (("node", {"no_wrap": True}), ("kind", {}), ("status", {}),
                     ("rows", {"justify": "right", "no_wrap": True}),
                     ("seconds", {"justify": "right"}), ("reason", {"ratio": 1})):
-        table.add_column(col, **kw)  # type: ignore[arg-type]
+        table.add_column(col, **kw)
     for n in result.nodes:
         style = STATUS_STYLE.get(n.status, "")
         table.add_row(n.name, n.kind, f"[{style}]{n.status}[/]",

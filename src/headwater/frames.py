@@ -47,11 +47,11 @@ def to_arrow(value: Any) -> pa.Table | pa.RecordBatchReader | None:
     if module == "polars":
         if type(value).__name__ == "LazyFrame":
             value = value.collect()
-        return value.to_arrow()  # type: ignore[no-any-return]
+        return value.to_arrow()  # type: ignore[no-any-return,unused-ignore]
     if module == "pandas":
         return pa.Table.from_pandas(value, preserve_index=False)
     if module in ("duckdb", "_duckdb"):
-        return value.to_arrow_table()  # type: ignore[no-any-return]
+        return value.to_arrow_table()  # type: ignore[no-any-return,unused-ignore]
     if hasattr(value, "__arrow_c_stream__"):
         return pa.RecordBatchReader.from_stream(value)
     return None

@@ -138,17 +138,19 @@ def decide(
 ) -> NodePlan:
     """The action for one node whose fingerprint is known."""
     phys = None if node.kind == "sink" else physical_name(node.name, fp)
-    base = dict(fingerprint=fp, physical=phys, data_fp=data_fp, upstream=upstream)
+
+    def plan(action: Action, reason: str) -> NodePlan:
+        return NodePlan(node.name, node.kind, action, reason, fingerprint=fp, physical=phys,
+                        data_fp=data_fp, upstream=upstream)
+
     if forced:
-        return NodePlan(node.name, node.kind, "run", "forced", **base)  # type: ignore[arg-type]
+        return plan("run", "forced")
     if pub is not None and pub.fingerprint == fp and (phys is None or phys in physical):
-        return NodePlan(node.name, node.kind, "skip", "up to date", **base)  # type: ignore[arg-type]
+        return plan("skip", "up to date")
     if phys is not None and phys in physical:
         when = physical[phys].created_at[:19].replace("T", " ")
-        return NodePlan(node.name, node.kind, "publish",  # type: ignore[arg-type]
-                        f"reusing the build of {when} (same code and inputs)", **base)
-    return NodePlan(node.name, node.kind, "run", why(node, pub, upstream, data_fp, root),
-                    **base)  # type: ignore[arg-type]
+        return plan("publish", f"reusing the build of {when} (same code and inputs)")
+    return plan("run", why(node, pub, upstream, data_fp, root))
 
 
 def why(

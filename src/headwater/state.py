@@ -188,7 +188,8 @@ class StateStore:
 
     def all_physical(self) -> dict[str, PhysicalInfo]:
         rows = self._query(
-            "SELECT physical, node, fingerprint, content_fp, rows, columns, created_at FROM physical"
+            "SELECT physical, node, fingerprint, content_fp, rows, columns, created_at"
+            " FROM physical"
         )
         return {
             r[0]: PhysicalInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5] or "[]"), r[6])

@@ -33,8 +33,8 @@ class SinkConfig(NodeConfig):
 class SourceConnector(ABC):
     """Reads one source. Instances are cheap; nothing connects before ``read``."""
 
-    type: ClassVar[str]
     Config: ClassVar[type[SourceConfig]]
+    type: ClassVar[str]
 
     def __init__(self, name: str, config: SourceConfig, root: Path, config_path: Path) -> None:
         self.name = name
@@ -58,8 +58,8 @@ class SourceConnector(ABC):
 class SinkConnector(ABC):
     """Writes one node's table somewhere outside the warehouse."""
 
-    type: ClassVar[str]
     Config: ClassVar[type[SinkConfig]]
+    type: ClassVar[str]
 
     def __init__(self, name: str, config: SinkConfig, root: Path, config_path: Path) -> None:
         self.name = name
