@@ -7,6 +7,7 @@ node's own files; the runner records results and publishes.
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 import time
 import traceback
@@ -84,12 +85,34 @@ def _build_sql(
     try:
         engine.build_sql(physical, sql, view=node.materialized == "view")
     except Exception as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TransformError(
-            f"{node.name} failed: {msg}",
-            path=node.path,
-            hint="fix the SQL and run again; what already succeeded is not rebuilt",
-        ) from None
+        raise _sql_error(node, exc, dialect) from None
+
+
+def _sql_error(node: SqlNode, exc: Exception, dialect: str) -> TransformError:
+    """An engine error pointed back at the line of the transform that caused it."""
+    from headwater.errors import caret_snippet
+    from headwater.project.sql import locate_name
+
+    text = str(exc).strip()
+    msg = text.splitlines()[0] if text else type(exc).__name__
+    line = col = None
+    quoted = re.search(r'"([^"]+)"', msg)
+    if quoted:
+        line, col = locate_name(node.sql, quoted.group(1), dialect)
+    hint = "fix the SQL and run again; what already succeeded is not rebuilt"
+    candidates = re.search(r"Candidate bindings: (.+)", text)
+    if candidates:
+        names = re.findall(r'"([^"]+)"', candidates.group(1))
+        if names:
+            hint = f"did you mean {' or '.join(repr(n.split('.')[-1]) for n in names[:3])}? " + hint
+    return TransformError(
+        f"{node.name} failed: {msg}",
+        path=node.path,
+        line=line,
+        column=col,
+        snippet=caret_snippet(node.sql, line, col) if line else None,
+        hint=hint,
+    )
 
 
 def _build_python(
@@ -134,17 +157,21 @@ def _load_module(node: PythonNode) -> ModuleType:
 
 def _user_code_error(node: PythonNode, exc: BaseException, what: str) -> TransformError:
     """A TransformError showing only the frames of the user's own file."""
+    # frames of the project's own files (the transform and any helper module beside it)
+    project_dir = node.path.resolve().parent.parent
     own = [
         f for f in traceback.extract_tb(exc.__traceback__)
-        if Path(f.filename).resolve() == node.path.resolve()
+        if Path(f.filename).resolve().is_relative_to(project_dir)
     ]
     frames = "".join(traceback.format_list(own)).rstrip()
     detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     return TransformError(
         f"{what} {type(exc).__name__}: {exc}",
         path=node.path,
-        line=own[-1].lineno if own else None,
+        line=own[-1].lineno if own and Path(own[-1].filename).resolve() == node.path.resolve()
+        else None,
         snippet=(frames + "\n" + detail) if frames else detail,
+        hint=f"fix {node.path.name} and run again; what already succeeded is not rebuilt",
     )
 
 

@@ -141,7 +141,7 @@ def run(
 
     Exit status 0 only when every selected node succeeded.
     """
-    from headwater.console import RichReporter, print_summary
+    from headwater.console import RichReporter, print_failures, print_summary
 
     project = _project(project_dir, env)
     err = _console(stderr=True)
@@ -167,6 +167,7 @@ def run(
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
         print_summary(_console(), result)
+    print_failures(err, result)
     sys.exit(0 if result.ok else 1)
 
 

@@ -58,64 +58,129 @@ def read_toml(path: Path) -> tuple[dict[str, Any], str]:
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-        line = int(m.group(1)) if m else None
-        col = int(m.group(2)) if m else None
-        msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        raise ProjectError(
-            f"invalid TOML: {msg}",
-            path=path,
-            line=line,
-            column=col,
-            snippet=caret_snippet(text, line, col) if line else None,
-            hint="fix the TOML syntax (strings need quotes, tables [name], arrays [a, b])",
-        ) from None
+        raise toml_error(exc, text, path) from None
+
+
+_TOML_HINT = 'fix the TOML syntax: key = "quoted string", numbers, true/false, [a, b], [table]'
+
+
+def toml_error(exc: tomllib.TOMLDecodeError, text: str, path: Path) -> ProjectError:
+    """A ProjectError for a TOML syntax error: where, what, and how to fix it."""
+    m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+    line = int(m.group(1)) if m else None
+    col = int(m.group(2)) if m else None
+    msg = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", str(exc))
+    hint = _TOML_HINT
+    src = text.splitlines()[line - 1] if line and line <= len(text.splitlines()) else ""
+    if msg.startswith("Illegal character '\\n'") and col is not None:
+        opener = max(src.rfind('"', 0, col - 1), src.rfind("'", 0, col - 1))
+        if opener >= 0:
+            msg, col = "unterminated string", opener + 1
+            hint = f"add the closing {src[opener]} at the end of the value"
+    elif msg == "Invalid value":
+        msg = "invalid value"
+        hint = (
+            'strings need quotes (path = "data/*.csv"); other values are numbers, '
+            'true/false, [arrays] or {inline = "tables"}'
+        )
+    return ProjectError(
+        f"invalid TOML: {msg}",
+        path=path,
+        line=line,
+        column=col,
+        snippet=caret_snippet(text, line, col) if line else None,
+        hint=hint,
+    )
+
+
+def key_position(text: str, key: str) -> tuple[int, int] | tuple[None, None]:
+    """1-based (line, column) where ``key = ...`` is set in a TOML text, if found."""
+    pattern = re.compile(rf"^([ \t]*)[\"']?{re.escape(key)}[\"']?\s*=", re.MULTILINE)
+    m = pattern.search(text)
+    if not m:
+        return None, None
+    return text.count("\n", 0, m.start()) + 1, len(m.group(1)) + 1
+
+
+def value_position(text: str, key: str) -> tuple[int, int] | tuple[None, None]:
+    """1-based (line, column) of the value in ``key = value`` in a TOML text, if found."""
+    pattern = re.compile(rf"^[ \t]*[\"']?{re.escape(key)}[\"']?[ \t]*=[ \t]*", re.MULTILINE)
+    m = pattern.search(text)
+    if not m:
+        return None, None
+    line_start = text.rfind("\n", 0, m.end()) + 1
+    return text.count("\n", 0, m.start()) + 1, m.end() - line_start + 1
 
 
 def key_line(text: str, key: str) -> int | None:
     """The 1-based line where ``key = ...`` is set in a TOML text, if found."""
-    pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=", re.MULTILINE)
-    m = pattern.search(text)
-    if not m:
-        return None
-    return text.count("\n", 0, m.start()) + 1
+    return key_position(text, key)[0]
 
 
 def validate(model: type[StrictModel], data: dict[str, Any], path: Path, text: str) -> Any:
-    """Validate ``data`` against ``model``; turn the first problem into a ProjectError."""
+    """Validate ``data`` against ``model``; turn the most telling problem into a ProjectError.
+
+    An unknown key is reported before a missing one: ``pth = ...`` is a typo of
+    ``path``, and "unknown key 'pth', did you mean 'path'?" says so.
+    """
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = [str(p) for p in err["loc"]]
-        key = loc[-1] if loc else ""
-        dotted = ".".join(loc)
-        line = key_line(text, key) if key else None
-        if err["type"] == "extra_forbidden":
-            owner: type[BaseModel] = model
-            for part in loc[:-1]:
-                field = owner.model_fields.get(part)
-                ann = getattr(field, "annotation", None) if field else None
-                if isinstance(ann, type) and issubclass(ann, BaseModel):
-                    owner = ann
-            allowed = sorted(f.alias or n for n, f in owner.model_fields.items())
-            hint = did_you_mean(key, allowed)
-            hint = (hint + " " if hint else "") + "allowed keys: " + ", ".join(allowed)
-            raise ProjectError(
-                f"unknown key {dotted!r}", path=path, line=line, hint=hint
-            ) from None
-        if err["type"] == "missing":
-            raise ProjectError(
-                f"missing required key {dotted!r}",
-                path=path,
-                hint=f"add `{key} = ...` to {path.name}",
-            ) from None
-        raise ProjectError(
-            f"invalid value for {dotted!r}: {err['msg']}",
+        errors = exc.errors()
+    raise validation_error(model, errors, path, text)
+
+
+def validation_error(
+    model: type[BaseModel], errors: list[Any], path: Path, text: str
+) -> ProjectError:
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = [str(p) for p in err["loc"]]
+    key = loc[-1] if loc else ""
+    dotted = ".".join(loc)
+    line, col = key_position(text, key) if key else (None, None)
+    snippet = caret_snippet(text, line, col) if line else None
+    owner = _owner_model(model, loc[:-1])
+    if err["type"] == "extra_forbidden":
+        allowed = sorted(f.alias or n for n, f in owner.model_fields.items())
+        missing = [str(e["loc"][-1]) for e in errors if e["type"] == "missing" and e["loc"]]
+        hint = did_you_mean(key, missing) or did_you_mean(key, allowed)
+        hint = (hint + " " if hint else "") + "allowed keys: " + ", ".join(allowed)
+        return ProjectError(
+            f"unknown key {dotted!r}",
+            path=path, line=line, column=col, snippet=snippet, hint=hint,
+        )
+    if err["type"] == "missing":
+        required = sorted(f.alias or n for n, f in owner.model_fields.items() if f.is_required())
+        table = f"the [{'.'.join(loc[:-1])}] table of " if len(loc) > 1 else ""
+        return ProjectError(
+            f"missing required key {dotted!r}",
             path=path,
-            line=line,
-            hint=f"got {err.get('input')!r}" if "input" in err else None,
-        ) from None
+            hint=f"add `{key} = ...` to {table}{path.name} (required keys: {', '.join(required)})",
+        )
+    line, col = value_position(text, key) if key else (None, None)
+    snippet = caret_snippet(text, line, col) if line else None
+    got = err.get("input")
+    return ProjectError(
+        f"invalid value for {dotted!r}: {err['msg']}",
+        path=path,
+        line=line,
+        column=col,
+        snippet=snippet,
+        hint=f"got {got!r}" if "input" in err and not isinstance(got, dict) else None,
+    )
+
+
+def _owner_model(model: type[BaseModel], parents: list[str]) -> type[BaseModel]:
+    """The (nested) model that owns the key at ``parents + [key]``."""
+    owner = model
+    for part in parents:
+        field = next(
+            (f for n, f in owner.model_fields.items() if part in (n, f.alias)), None
+        )
+        ann = getattr(field, "annotation", None) if field else None
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            owner = ann
+    return owner
 
 
 def resolve_env(value: str, *, path: Path | None = None, key: str = "") -> str:

@@ -85,10 +85,14 @@ def print_summary(console: Console, result: RunResult) -> None:
         f"[{colour}]{result.status}[/]: {c['executed']} executed, {c['skipped']} skipped, "
         f"{c['failed']} failed in {result.seconds:.2f}s"
     )
+
+
+def print_failures(console: Console, result: RunResult) -> None:
+    """Each failed node's error, for stderr."""
     for n in result.nodes:
         if n.error:
-            console.print(f"\n[bold red]{n.name} failed[/]")
-            console.print(n.error, markup=False, highlight=False)
+            console.print(f"[bold red]error:[/] {n.name} failed")
+            console.print(n.error, markup=False, highlight=False, soft_wrap=True)
 
 
 def print_plan(console: Console, plan: Plan) -> None:

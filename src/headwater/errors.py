@@ -53,7 +53,7 @@ class HeadwaterError(Exception):
         """``file:line:col`` as far as known, or an empty string."""
         if self.path is None:
             return ""
-        loc = str(self.path)
+        loc = display_path(self.path)
         if self.line is not None:
             loc += f":{self.line}"
             if self.column is not None:
@@ -94,11 +94,8 @@ class CycleError(ProjectError):
     def __init__(self, cycle: list[str], **kwargs: object) -> None:
         self.cycle = cycle
         path = " -> ".join([*cycle, cycle[0]])
-        super().__init__(
-            f"dependency cycle: {path}",
-            hint="break the cycle by removing one of these references",
-            **kwargs,  # type: ignore[arg-type]
-        )
+        kwargs.setdefault("hint", "break the cycle by removing one of these references")
+        super().__init__(f"dependency cycle: {path}", **kwargs)  # type: ignore[arg-type]
 
 
 class SelectionError(HeadwaterError):
@@ -140,6 +137,23 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     return "did you mean " + " or ".join(repr(m) for m in matches) + "?"
 
 
+def display_path(path: Path) -> str:
+    """``path`` relative to the current folder when it lies inside it, else as given."""
+    if path.is_absolute():
+        try:
+            return str(path.relative_to(Path.cwd()))
+        except (ValueError, OSError):
+            pass
+    return str(path)
+
+
+def line_col(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of a 0-based character offset into ``text``."""
+    offset = max(0, min(offset, len(text)))
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
 def caret_snippet(text: str, line: int, column: int | None) -> str:
     """The offending line of ``text`` with a caret under ``column`` (both 1-based)."""
     lines = text.splitlines()
@@ -149,5 +163,8 @@ def caret_snippet(text: str, line: int, column: int | None) -> str:
     gutter = f"{line:>4} | "
     out = gutter + src
     if column is not None and column >= 1:
-        out += "\n" + " " * (len(gutter) + column - 1) + "^"
+        column = min(column, len(src) + 1)
+        # keep tabs so the caret lines up however wide the terminal draws them
+        pad = "".join(c if c == "\t" else " " for c in src[: column - 1])
+        out += "\n" + " " * len(gutter) + pad + "^"
     return out

@@ -94,6 +94,10 @@ class Graph:
         kinds: Mapping[str, str] | None,
     ) -> set[str]:
         terms = _split_terms(expr)
+        if not terms:
+            raise SelectionError(
+                "empty selection", hint="name nodes, e.g. --select orders+ or tag:finance"
+            )
         out: set[str] = set()
         for term in terms:
             m = re.fullmatch(r"(\+?)([^+]+?)(\+?)", term)
@@ -129,7 +133,12 @@ class Graph:
             kind = core[5:]
             found = {n for n, k in (kinds or {}).items() if k == kind}
             if not found:
-                raise SelectionError(f"no node is of kind {kind!r}")
+                known = sorted(set((kinds or {}).values()))
+                raise SelectionError(
+                    f"no node is of kind {kind!r}",
+                    hint=did_you_mean(kind, known) or f"kinds in this project: "
+                    f"{', '.join(known) or 'none'} (kinds are source, sql, python, sink)",
+                )
             return found
         if core not in self.upstream:
             raise SelectionError(
@@ -145,8 +154,10 @@ def _split_terms(expr: str | Iterable[str]) -> list[str]:
 
 
 def _rotate(cycle: list[str]) -> list[str]:
-    """Start a cycle at its smallest name so messages are stable; keep edge direction."""
-    # graphlib reports the cycle against edge direction (node -> its upstream).
-    cycle = list(reversed(cycle))
+    """Start a cycle at its smallest name so messages are stable; keep edge direction.
+
+    graphlib lists the cycle so that each node is an immediate predecessor
+    (upstream) of the next one, which is the direction data flows: keep it.
+    """
     i = cycle.index(min(cycle))
     return cycle[i:] + cycle[:i]

@@ -11,7 +11,7 @@ import glob as globmod
 import hashlib
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 
@@ -42,12 +42,37 @@ class FilesSource(SourceConnector):
         full = pattern if os.path.isabs(pattern) else str(self.root / pattern)
         found = sorted(Path(p) for p in globmod.glob(full, recursive=True) if os.path.isfile(p))
         if not found:
-            raise ConnectorError(
-                f"source {self.name!r}: path {pattern!r} matches no files",
-                path=self.config_path,
-                hint=f"check the glob (relative to {self.root}) or add data files",
-            )
+            raise self._no_files(pattern, full)
         return found
+
+    def _no_files(self, pattern: str, full: str) -> ConnectorError:
+        from headwater.config import value_position
+        from headwater.errors import caret_snippet
+
+        try:
+            text = self.config_path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError):
+            text = ""
+        line, col = value_position(text, "path") if text else (None, None)
+        base = Path(full)
+        while globmod.has_magic(str(base)) and base != base.parent:
+            base = base.parent
+        if base == Path(full):  # a plain file name: look at its folder
+            base = base.parent
+        if not base.exists():
+            rel = base.relative_to(self.root) if base.is_relative_to(self.root) else base
+            why = f"the folder {str(rel)!r} does not exist; "
+        else:
+            why = ""
+        where = "relative to the project folder" if not os.path.isabs(pattern) else "absolute"
+        return ConnectorError(
+            f"source {self.name!r}: path {pattern!r} matches no files",
+            path=self.config_path,
+            line=line,
+            column=col,
+            snippet=caret_snippet(text, line, col) if line else None,
+            hint=f"{why}fix the glob ({where}, e.g. \"data/*.csv\") or add the data files",
+        )
 
     def format(self, files: list[Path]) -> str:
         if self.config.format:
@@ -78,7 +103,7 @@ class FilesSource(SourceConnector):
         con = duckdb.connect()
         try:
             if fmt == "csv":
-                kwargs: dict[str, object] = {"header": self.config.header}
+                kwargs: dict[str, Any] = {"header": self.config.header}
                 if self.config.delimiter:
                     kwargs["sep"] = self.config.delimiter
                 if self.config.columns:

@@ -12,7 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from headwater.config import NodeConfig, ProjectConfig, key_line, read_toml, validate
+from headwater.config import (
+    ProjectConfig,
+    read_toml,
+    validate,
+    value_position,
+)
 from headwater.errors import (
     CycleError,
     ProjectError,
@@ -24,7 +29,7 @@ from headwater.graph import Graph
 from headwater.project.nodes import Node, PythonNode, Ref, SinkNode, SourceNode, SqlNode
 
 CONFIG_FILE = "headwater.toml"
-PARSE_VERSION = "1"  # bump when the cached analysis changes shape or meaning
+PARSE_VERSION = "2"  # bump when the cached analysis changes shape or meaning
 
 
 class ParseCache(Protocol):
@@ -95,9 +100,56 @@ def load_project(root: Path, cache: ParseCache | None = None) -> LoadedProject:
     try:
         graph.order()
     except CycleError as exc:
-        first = nodes[exc.cycle[0]]
-        raise CycleError(exc.cycle, path=_rel(first.path, root)) from None
+        raise _cycle_error(exc.cycle, nodes, root) from None
     return LoadedProject(root, config, config_path, nodes, graph)
+
+
+def _cycle_error(cycle: list[str], nodes: dict[str, Node], root: Path) -> CycleError:
+    """A CycleError pointing at the reference that closes ``cycle`` and listing every edge.
+
+    ``cycle`` runs in data-flow order: each node is read by the next, and the
+    first node reads the last.
+    """
+    edges = []  # (reader, read)
+    for i, read in enumerate(cycle):
+        edges.append((cycle[(i + 1) % len(cycle)], read))
+    first = nodes[cycle[0]]
+    ref = next((r for r in first.refs if r.name == cycle[-1]), None)
+    line = ref.line if ref else None
+    col = ref.column if ref else None
+    if len(cycle) == 1:
+        hint = f"{cycle[0]} reads from itself; a transform cannot refer to its own table"
+    else:
+        listed = "; ".join(
+            f"{reader} reads {read} ({_ref_location(nodes[reader], read, root)})"
+            for reader, read in edges
+        )
+        hint = f"break the cycle by removing one of these references: {listed}"
+    return CycleError(
+        cycle,
+        path=first.path,
+        line=line,
+        column=col,
+        snippet=_snippet(first.path, line, col),
+        hint=hint,
+    )
+
+
+def _ref_location(node: Node, name: str, root: Path) -> str:
+    ref = next((r for r in node.refs if r.name == name), None)
+    loc = _rel(node.path, root)
+    if ref is not None and ref.line:
+        loc += f":{ref.line}"
+    return loc
+
+
+def _snippet(path: Path, line: int | None, column: int | None) -> str | None:
+    if not line:
+        return None
+    try:
+        return caret_snippet(path.read_text("utf-8"), line, column) or None
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _transform_files(root: Path) -> list[Path]:
@@ -139,14 +191,14 @@ def _load_sink(path: Path, root: Path) -> SinkNode:
     connector_cls = _connector_class(data, sink_types(), path, text, "sink")
     config = validate(connector_cls.Config, data, path, text)
     fp = hashlib.sha256(("sink\0" + config.model_dump_json()).encode()).hexdigest()
-    line = key_line(text, "from")
+    line, col = value_position(text, "from")
     return SinkNode(
         name=path.stem,
         kind="sink",
         path=path,
         description=config.description,
         tags=tuple(config.tags),
-        refs=(Ref(config.from_, line, None),),
+        refs=(Ref(config.from_, line, col),),
         code_fp=fp,
         config=config,
         meta={"connector": connector_cls},
@@ -165,11 +217,15 @@ def _connector_class(
         )
     if kind not in types:
         hint = did_you_mean(str(kind), types)
+        line, col = value_position(text, "type")
         raise ProjectError(
             f"unknown {what} type {kind!r}",
             path=path,
-            line=key_line(text, "type"),
-            hint=(hint + " " if hint else "") + f"known {what} types: {', '.join(sorted(types))}",
+            line=line,
+            column=col,
+            snippet=caret_snippet(text, line, col) if line else None,
+            hint=(hint + " " if hint else "")
+            + f"known {what} types: {', '.join(sorted(types))}",
         )
     return types[kind]
 
@@ -241,12 +297,7 @@ def _check_refs(nodes: dict[str, Node], root: Path) -> None:
                 continue
             hint = did_you_mean(ref.name, tables)
             known = f"known tables: {', '.join(tables[:20])}" + (" ..." if len(tables) > 20 else "")
-            snippet = None
-            if ref.line:
-                try:
-                    snippet = caret_snippet(node.path.read_text("utf-8"), ref.line, ref.column)
-                except OSError:
-                    snippet = None
+            snippet = _snippet(node.path, ref.line, ref.column)
             if node.kind == "python":
                 msg = f"parameter {ref.name!r} of {node.name}() names no node of the project"
                 fix = "parameters of a Python transform must be names of upstream tables"

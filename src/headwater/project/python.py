@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from headwater.errors import ParseError, caret_snippet
+from headwater.errors import ParseError, caret_snippet, closest
 
 
 @dataclass
@@ -45,7 +45,9 @@ def analyse_python(text: str, path: Path) -> PyAnalysis:
             path=path,
             line=err.lineno,
             column=err.offset,
-            snippet=caret_snippet(text, err.lineno or 0, err.offset),
+            snippet=caret_snippet(text, err.lineno or 0, err.offset) or None,
+            hint=f"fix the Python at line {err.lineno}; the file must define "
+            f"`def {name}(upstream, ...):`",
         ) from None
     func = next(
         (
@@ -56,11 +58,33 @@ def analyse_python(text: str, path: Path) -> PyAnalysis:
         None,
     )
     if func is None:
-        defined = [n.name for n in module.body if isinstance(n, ast.FunctionDef)]
+        defined = [
+            n for n in module.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+        ]
+        names = [n.name for n in defined]
+        close = closest(name, names, n=1)
+        public = [n for n in defined if not n.name.startswith("_")]
+        near = next((n for n in defined if close and n.name == close[0]), None)
+        near = near or (public[0] if len(public) == 1 else None)
+        if near is not None:
+            hint = (
+                f"rename `def {near.name}` to `def {name}`, or rename the file to "
+                f"{near.name}.py (the function is named after the file)"
+            )
+        else:
+            hint = (
+                f"add `def {name}(upstream_table, ...):` (the function is named after the "
+                f"file; found: {', '.join(names) or 'no functions'})"
+            )
+        line = near.lineno if near else None
+        col = near.col_offset + 1 if near else None
         raise ParseError(
             f"Python transform must define a function named {name!r}",
             path=path,
-            hint=f"add `def {name}(upstream_table, ...):` (found: {', '.join(defined) or 'none'})",
+            line=line,
+            column=col,
+            snippet=caret_snippet(text, line, col) if line else None,
+            hint=hint,
         )
     args = func.args
     if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs:
@@ -72,7 +96,9 @@ def analyse_python(text: str, path: Path) -> PyAnalysis:
         )
     params = [a.arg for a in args.args]
     types = {a.arg: ast.unparse(a.annotation) for a in args.args if a.annotation is not None}
-    refs = [(a.arg, a.lineno, a.col_offset + 1) for a in args.args]
+    refs: list[tuple[str, int | None, int | None]] = [
+        (a.arg, a.lineno, a.col_offset + 1) for a in args.args
+    ]
     description = ast.get_docstring(func) or ast.get_docstring(module) or ""
     code_fp = hashlib.sha256(("py\0" + ast.dump(_strip_docstrings(module))).encode()).hexdigest()
     return PyAnalysis(description.strip(), params, types, refs, code_fp)

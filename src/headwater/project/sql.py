@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from headwater.errors import ParseError, ProjectError, caret_snippet, did_you_mean
+from headwater.errors import ParseError, ProjectError, caret_snippet, did_you_mean, line_col
 from headwater.project.nodes import ANNOTATION_KEYS
 
 _ANNOTATION = re.compile(r"^--\s*@([A-Za-z_][\w-]*)\s*:?\s*(.*?)\s*$")
@@ -48,7 +48,7 @@ class SqlAnalysis:
         return cls(
             description=data["description"],
             annotations=data["annotations"],
-            refs=[tuple(r) for r in data["refs"]],  # type: ignore[misc]
+            refs=[(r[0], r[1], r[2]) for r in data["refs"]],
             code_fp=data["code_fp"],
         )
 
@@ -68,7 +68,7 @@ def parse_header(text: str, path: Path, comment: str = "--") -> Header:
         m = _ANNOTATION.match("--" + line[len(comment) :])
         if m:
             key, value = m.group(1), m.group(2)
-            header.annotations[key] = _annotation_value(key, value, path, lineno, text)
+            header.annotations[key] = _annotation_value(key, value, path, lineno, raw, text)
             header.lines[key] = lineno
             continue
         desc.append(line[len(comment) :].strip())
@@ -76,26 +76,33 @@ def parse_header(text: str, path: Path, comment: str = "--") -> Header:
     return header
 
 
-def _annotation_value(key: str, value: str, path: Path, line: int, text: str) -> Any:
+def _annotation_value(key: str, value: str, path: Path, line: int, raw: str, text: str) -> Any:
     if key not in ANNOTATION_KEYS:
-        hint = did_you_mean(key, ANNOTATION_KEYS)
+        col = raw.find("@") + 1 or None
+        close = did_you_mean(f"@{key}", [f"@{k}" for k in ANNOTATION_KEYS])
         allowed = ", ".join(f"@{k}" for k in ANNOTATION_KEYS)
         raise ProjectError(
             f"unknown annotation @{key}",
             path=path,
             line=line,
-            snippet=caret_snippet(text, line, None),
-            hint=(hint + " " if hint else "") + f"allowed annotations: {allowed}",
+            column=col,
+            snippet=caret_snippet(text, line, col),
+            hint=(close + " " if close else "") + f"allowed annotations: {allowed}",
         )
     if key == "tags":
         return [t.strip() for t in re.split(r"[,\s]+", value) if t.strip()]
     if key == "materialized":
         if value not in ("table", "view"):
+            col = raw.rfind(value) + 1 if value else len(raw.rstrip()) + 1
+            close = did_you_mean(value, ["table", "view"]) if value else None
             raise ProjectError(
                 f"@materialized must be 'table' or 'view', got {value!r}",
                 path=path,
                 line=line,
-                snippet=caret_snippet(text, line, None),
+                column=col,
+                snippet=caret_snippet(text, line, col),
+                hint=(close + " " if close else "")
+                + "write `-- @materialized: table` (the default) or `-- @materialized: view`",
             )
         return value
     return value
@@ -118,41 +125,25 @@ def analyse_sql(text: str, path: Path, dialect: str) -> SqlAnalysis:
     try:
         statements = [s for s in sqlglot.parse(text, dialect=dialect) if s is not None]
     except GlotParseError as err:
-        first = err.errors[0] if err.errors else {}
-        line, col = first.get("line"), first.get("col")
-        desc = first.get("description", str(err)).split(". Line")[0]
-        desc = re.sub(r"<Token token_type: [^,]+, text: ([^,]+),.*?>", r"'\1'", desc)
-        raise ParseError(
-            f"SQL syntax error: {desc}",
-            path=path,
-            line=line,
-            column=col,
-            snippet=caret_snippet(text, line, col) if line else None,
-            hint=f"check the SQL near line {line} (dialect: {dialect})",
-        ) from None
+        raise _syntax_error(err, text, path, dialect) from None
     except TokenError as err:
-        raise ParseError(f"SQL syntax error: {err}", path=path) from None
+        raise _token_error(err, text, path) from None
     if len(statements) != 1 or not isinstance(statements[0], exp.Query):
-        what = (
-            f"{len(statements)} statements"
-            if len(statements) != 1
-            else f"a {statements[0].key.upper()} statement"
-        )
-        raise ParseError(
-            f"a transform must be exactly one SELECT query, found {what}",
-            path=path,
-            hint="keep one SELECT (WITH ... SELECT is fine); Headwater creates the table itself",
-        )
+        raise _not_a_select(statements, text, path, dialect)
     tree = statements[0]
-    refs = find_refs(tree)
+    refs = find_refs(tree, text)
     normalised = tree.sql(dialect=dialect, normalize=True, comments=False)
     config = f"materialized={header.annotations.get('materialized', 'table')}"
     code_fp = hashlib.sha256(f"sql\0{normalised}\0{config}".encode()).hexdigest()
     return SqlAnalysis(header.description, header.annotations, refs, code_fp)
 
 
-def find_refs(tree: Any) -> list[tuple[str, int | None, int | None]]:
-    """Real table references of a query: CTE names and table functions excluded."""
+def find_refs(tree: Any, text: str | None = None) -> list[tuple[str, int | None, int | None]]:
+    """Real table references of a query: CTE names and table functions excluded.
+
+    Each reference comes with the 1-based line and column where its name starts
+    (exact when ``text``, the parsed SQL, is given).
+    """
     from sqlglot import exp
     from sqlglot.optimizer.scope import traverse_scope
 
@@ -168,9 +159,177 @@ def find_refs(tree: Any) -> list[tuple[str, int | None, int | None]]:
             if name in seen:
                 continue
             seen.add(name)
-            meta = source.this.meta
-            refs.append((name, meta.get("line"), meta.get("col")))
+            refs.append((name, *_start(source.this, text)))
+    refs.sort(key=lambda r: (r[1] or 0, r[2] or 0))
     return refs
+
+
+def _start(node: Any, text: str | None) -> tuple[int | None, int | None]:
+    """Where a parsed identifier starts (sqlglot's own ``col`` is where it ends)."""
+    meta = node.meta
+    if text is not None and meta.get("start") is not None:
+        return line_col(text, meta["start"])  # includes an opening quote
+    line, col = meta.get("line"), meta.get("col")
+    if line is None or col is None:
+        return line, col
+    return line, max(1, col - len(node.name) + 1)
+
+
+def locate_name(text: str, name: str, dialect: str) -> tuple[int | None, int | None]:
+    """Where ``name`` first appears as a column, table or alias in a SQL text.
+
+    For pointing at the culprit of an engine error that names it (``column
+    "discount" not found``); (None, None) when it cannot be found.
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(text, dialect=dialect)
+    except Exception:
+        return None, None
+    hits: list[tuple[int, int]] = []
+    for ident in tree.find_all(exp.Identifier):
+        if ident.name.lower() == name.lower():
+            line, col = _start(ident, text)
+            if line is not None and col is not None:
+                hits.append((line, col))
+    return min(hits) if hits else (None, None)
+
+
+_OPERATORS = {
+    "EQ": "=", "NEQ": "<>", "GT": ">", "GTE": ">=", "LT": "<", "LTE": "<=", "Add": "+",
+    "Sub": "-", "Mul": "*", "Div": "/", "Mod": "%", "And": "AND", "Or": "OR", "Not": "NOT",
+    "Like": "LIKE", "ILike": "ILIKE", "In": "IN", "Is": "IS", "Between": "BETWEEN",
+    "DPipe": "||", "Alias": "AS",
+}
+_CLAUSES = {
+    "Where": "WHERE", "Having": "HAVING", "Group": "GROUP BY", "Order": "ORDER BY",
+    "Limit": "LIMIT", "Offset": "OFFSET", "Join": "JOIN", "From": "FROM", "Qualify": "QUALIFY",
+}
+
+
+def _syntax_error(err: Any, text: str, path: Path, dialect: str) -> ParseError:
+    """sqlglot's parse error in words a SQL author reads, pointing at the offending token."""
+    first = err.errors[0] if err.errors else {}
+    line, col = first.get("line"), first.get("col")
+    found = (first.get("highlight") or "").strip()
+    desc = str(first.get("description") or str(err)).split(". Line")[0]
+    if line and col and found and "\n" not in found:
+        col = max(1, col - len(found) + 1)  # sqlglot reports where the token ends
+    m = re.match(r"Required keyword: '(\w+)' missing for <class '[\w.]*?(\w+)'>", desc)
+    if m:
+        key, cls = m.groups()
+        if cls in _OPERATORS:
+            side = "right" if key == "expression" else "left"
+            desc = f"{_OPERATORS[cls]!r} is missing its {side}-hand side"
+        elif cls in _CLAUSES:
+            desc = f"incomplete {_CLAUSES[cls]} clause"
+        else:
+            desc = f"incomplete {cls} expression"
+    elif desc.startswith("Invalid expression / Unexpected token"):
+        desc = f"unexpected {found!r}" if found else "unexpected token"
+    else:
+        desc = re.sub(r"<Token token_type: TokenType\.SENTINEL,.*?>", "the end of the query", desc)
+        desc = re.sub(r"<Token token_type: [^,]+, text: ([^,]+),.*?>", r"'\1'", desc)
+        desc = desc[0].lower() + desc[1:] if desc[:1].isupper() and desc[1:2].islower() else desc
+    if found and found.lower() not in desc.lower() and len(found) <= 40:
+        desc += f" (at {found!r})"
+    return ParseError(
+        f"SQL syntax error: {desc}",
+        path=path,
+        line=line,
+        column=col,
+        snippet=caret_snippet(text, line, col) if line else None,
+        hint=f"fix the SQL at line {line} (dialect: {dialect})"
+        if line
+        else f"fix the SQL (dialect: {dialect})",
+    )
+
+
+def _token_error(err: Any, text: str, path: Path) -> ParseError:
+    """An unterminated string, quoted name or comment, located at its opening."""
+    cause = str(err.__cause__ or "")
+    m = re.match(r"Missing (\S+) from", cause)
+    opener = m.group(1) if m else None
+    if opener is None and text.rfind("/*") > text.rfind("*/"):
+        opener = "/*"
+    if opener is None:
+        return ParseError(
+            "SQL syntax error: the SQL cannot be read (unbalanced quotes or comment?)",
+            path=path,
+            hint="check that every quote and /* comment is closed",
+        )
+    line, col = line_col(text, text.rfind(opener))
+    what = {"'": "string", '"': "quoted name", "/*": "comment"}.get(opener, "quoted text")
+    closer = "*/" if opener == "/*" else opener
+    return ParseError(
+        f"SQL syntax error: unterminated {what} (no closing {closer})",
+        path=path,
+        line=line,
+        column=col,
+        snippet=caret_snippet(text, line, col),
+        hint=f"close it with {closer}",
+    )
+
+
+def _not_a_select(statements: list[Any], text: str, path: Path, dialect: str) -> ParseError:
+    """A file that holds several statements, or one that is not a query."""
+    starts = _statement_starts(text, dialect)
+    if len(statements) != 1:
+        where = starts[1] if len(starts) > 1 else (None, None)
+        what = f"{len(statements)} statements"
+        hint = (
+            "keep one SELECT per file (WITH ... SELECT is fine); move the other "
+            "query into its own transforms/NAME.sql"
+        )
+    else:
+        where = starts[0] if starts else (None, None)
+        keyword = _first_keyword(text, dialect) or statements[0].key.upper()
+        article = "an" if keyword[:1] in "AEIOU" else "a"
+        what = f"{article} {keyword} statement"
+        hint = (
+            "write a SELECT (WITH ... SELECT is fine): Headwater creates, replaces and "
+            "publishes the table itself, named after the file"
+        )
+    line, col = where
+    return ParseError(
+        f"a transform must be exactly one SELECT query, found {what}",
+        path=path,
+        line=line,
+        column=col,
+        snippet=caret_snippet(text, line, col) if line else None,
+        hint=hint,
+    )
+
+
+def _tokens(text: str, dialect: str) -> list[Any]:
+    from sqlglot.dialects.dialect import Dialect
+
+    try:
+        return list(Dialect.get_or_raise(dialect).tokenize(text))
+    except Exception:
+        return []
+
+
+def _statement_starts(text: str, dialect: str) -> list[tuple[int, int]]:
+    """(line, column) where each statement of ``text`` begins."""
+    from sqlglot import TokenType
+
+    starts: list[tuple[int, int]] = []
+    at_start = True
+    for tok in _tokens(text, dialect):
+        if tok.token_type == TokenType.SEMICOLON:
+            at_start = True
+        elif at_start:
+            starts.append(line_col(text, tok.start))
+            at_start = False
+    return starts
+
+
+def _first_keyword(text: str, dialect: str) -> str | None:
+    toks = _tokens(text, dialect)
+    return toks[0].text.upper() if toks else None
 
 
 def _strip_comments(text: str) -> str:
