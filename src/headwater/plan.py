@@ -160,7 +160,8 @@ def why(
         return "never built" if node.kind != "sink" else "never written"
     if pub.code_fp != node.code_fp:
         rel = node.path.relative_to(root) if node.path.is_relative_to(root) else node.path
-        return f"code changed ({rel})" if node.kind in ("sql", "python") else f"config changed ({rel})"
+        what = "code" if node.kind in ("sql", "python") else "config"
+        return f"{what} changed ({rel})"
     if node.kind == "source" and data_fp != pub.data_fp:
         return f"new data in source {node.name}"
     for u in sorted(upstream):

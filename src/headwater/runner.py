@@ -200,7 +200,9 @@ class Runner:
         rebuilt = [u for u in ups if self._results.get(u) and self._results[u].status == "executed"]
         if pub is not None and pub.fingerprint == fp:
             np.action = "skip"
-            np.reason = f"upstream {rebuilt[0]} rebuilt, output unchanged" if rebuilt else "up to date"
+            np.reason = (
+                f"upstream {rebuilt[0]} rebuilt, output unchanged" if rebuilt else "up to date"
+            )
         elif np.physical and np.physical in self.physical_info:
             np.action = "publish"
             np.reason = "reusing an earlier build (same code and inputs)"
