@@ -27,7 +27,7 @@ from headwater.environments import NodeDiff
 from headwater.errors import HeadwaterError, SelectionError, did_you_mean
 from headwater.graph import Graph
 from headwater.lock import ProjectLock
-from headwater.plan import Plan, build_plan
+from headwater.plan import Plan, build_plan, source_data_fps
 from headwater.project.loader import LoadedProject, find_root, load_project
 from headwater.runner import Reporter, Runner, RunResult
 from headwater.state import StateStore
@@ -107,6 +107,11 @@ class Project:
         env = env or self.env
         self.reload()
         chosen = self.select(select, exclude)
+        cache = self.state.file_hashes()
+        before = dict(cache)
+        data_fps = source_data_fps(self.loaded, chosen, cache)
+        if cache != before:
+            self.state.put_file_hashes({k: v for k, v in cache.items() if before.get(k) != v})
         return build_plan(
             self.loaded,
             env=env,
@@ -114,6 +119,7 @@ class Project:
             published=self.state.published(env),
             physical=self.state.all_physical(),
             force=chosen if full_refresh else (),
+            data_fps=data_fps,
         )
 
     def run(

@@ -102,7 +102,7 @@ def build_plan(
             continue
         data_fp = None
         if isinstance(node, SourceNode):
-            data_fp = (data_fps or {}).get(name) or _source_data_fp(project, node)
+            data_fp = (data_fps or {}).get(name) or source_data_fps(project, [name])[name]
         pending_up = [u for u in ups if u in chosen and ident.get(u) is None]
         if pending_up:
             out.append(NodePlan(name, node.kind, "run", f"upstream {pending_up[0]} changed",
@@ -170,6 +170,17 @@ def why(
     return "previous build missing"
 
 
-def _source_data_fp(project: LoadedProject, node: SourceNode) -> str:
-    connector = node.meta["connector"](node.name, node.config, project.root, node.path)
-    return str(connector.data_fingerprint())
+def source_data_fps(
+    project: LoadedProject,
+    names: Iterable[str],
+    hash_cache: dict[str, tuple[int, int, str]] | None = None,
+) -> dict[str, str]:
+    """Data fingerprints of the named sources (cheap change markers)."""
+    out: dict[str, str] = {}
+    for name in names:
+        node = project.nodes[name]
+        if isinstance(node, SourceNode):
+            connector = node.meta["connector"](node.name, node.config, project.root, node.path)
+            connector.hash_cache = hash_cache
+            out[name] = str(connector.data_fingerprint())
+    return out

@@ -49,6 +49,12 @@ CREATE TABLE IF NOT EXISTS env_nodes (
     published_at TEXT NOT NULL,
     PRIMARY KEY (env, node)
 );
+CREATE TABLE IF NOT EXISTS file_hashes (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    digest TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     env TEXT NOT NULL,
@@ -157,6 +163,19 @@ class StateStore:
             db.executemany(
                 "INSERT OR REPLACE INTO parse_cache VALUES (?, ?)",
                 [(k, json.dumps(v)) for k, v in entries.items()],
+            )
+
+    # -- file content digests ---------------------------------------------
+
+    def file_hashes(self) -> dict[str, tuple[int, int, str]]:
+        rows = self._query("SELECT path, size, mtime_ns, digest FROM file_hashes")
+        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+    def put_file_hashes(self, entries: dict[str, tuple[int, int, str]]) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?)",
+                [(k, *v) for k, v in entries.items()],
             )
 
     # -- environments and physical tables ------------------------------------

@@ -251,3 +251,15 @@ def test_gc_drops_unreferenced_versions(project: Project) -> None:
     assert sorted(d.split("__")[0] for d in dropped) == ["report", "report", "total", "total"]
     assert project.table("total").to_pylist() == [{"s": 123}]
     assert len([i for i in project.state.all_physical().values() if i.node == "total"]) == 2
+
+
+def test_touched_or_redelivered_identical_file_is_not_a_change(project: Project) -> None:
+    project.run()
+    data = project.root / "data/a.csv"
+    content = data.read_bytes()
+    time.sleep(0.01)
+    data.write_bytes(content)  # new mtime, same bytes
+    assert all(n.action == "skip" for n in project.plan().nodes)
+    data.write_bytes(content.replace(b"3,30", b"3,31"))
+    plan = {n.name: n for n in project.plan().nodes}
+    assert plan["raw"].reason == "new data in source raw"

@@ -41,6 +41,8 @@ class SourceConnector(ABC):
         self.config = config
         self.root = root
         self.config_path = config_path
+        # path -> (size, mtime_ns, digest), kept in the state store between runs
+        self.hash_cache: dict[str, tuple[int, int, str]] | None = None
 
     @abstractmethod
     def data_fingerprint(self) -> str:

@@ -11,9 +11,10 @@ import glob as globmod
 import hashlib
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 from headwater.connectors.base import SinkConfig, SinkConnector, SourceConfig, SourceConnector
 from headwater.errors import ConnectorError
@@ -87,12 +88,33 @@ class FilesSource(SourceConnector):
         return fmt
 
     def data_fingerprint(self) -> str:
-        h = hashlib.sha256()
+        """Paths and content digests of every file, plus the config.
+
+        A file's digest is recomputed only when its size or modification time
+        changed (``hash_cache`` remembers the rest), so touching a file or
+        re-delivering identical content is not a change.
+        """
+        h = hashlib.sha256(self.config.model_dump_json().encode())
+        for rel, digest in self.partitions():
+            h.update(f"{rel}\0{digest}\n".encode())
+        return h.hexdigest()
+
+    def partitions(self) -> list[tuple[str, str]]:
+        """Each file (relative path) with its content digest."""
+        out = []
         for f in self.files():
             st = f.stat()
-            h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        h.update(self.config.model_dump_json().encode())
-        return h.hexdigest()
+            key = str(f)
+            hit = self.hash_cache.get(key) if self.hash_cache is not None else None
+            if hit is not None and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+                digest = hit[2]
+            else:
+                digest = _file_digest(f)
+                if self.hash_cache is not None:
+                    self.hash_cache[key] = (st.st_size, st.st_mtime_ns, digest)
+            rel = str(f.relative_to(self.root)) if f.is_relative_to(self.root) else key
+            out.append((rel, digest))
+        return out
 
     def read(self) -> pa.RecordBatchReader:
         import duckdb
@@ -122,6 +144,11 @@ class FilesSource(SourceConnector):
             ) from None
 
 
+def _file_digest(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "blake2b").hexdigest()[:32]
+
+
 class _OwningReader:
     """Keeps the DuckDB connection alive for as long as the reader is used."""
 
@@ -133,6 +160,8 @@ class _OwningReader:
                 yield from reader
             finally:
                 self._con.close()  # type: ignore[attr-defined]
+
+        import pyarrow as pa
 
         self.reader = pa.RecordBatchReader.from_batches(reader.schema, batches())
 
