@@ -7,6 +7,7 @@ node's own files; the runner records results and publishes.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import re
 import sys
 import time
@@ -21,6 +22,8 @@ from headwater.engines.base import Engine, TableStats
 from headwater.errors import ConnectorError, HeadwaterError, TransformError
 from headwater.frames import frame_kind, to_arrow, to_frame
 from headwater.project.nodes import Node, PythonNode, SinkNode, SourceNode, SqlNode
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -64,15 +67,37 @@ def _ingest_source(
     node: SourceNode, engine: Engine, physical: str, _up: Mapping[str, str], root: Path, _d: str
 ) -> None:
     connector = node.meta["connector"](node.name, node.config, root, node.path)
-    try:
-        reader = connector.read()
-        engine.build_arrow(physical, reader)
-    except HeadwaterError:
-        raise
-    except Exception as exc:
-        raise ConnectorError(
-            f"source {node.name!r} failed: {type(exc).__name__}: {exc}", path=node.path
-        ) from exc
+
+    def attempt() -> None:
+        try:
+            engine.build_arrow(physical, connector.read())
+        except HeadwaterError:
+            raise
+        except Exception as exc:
+            raise ConnectorError(
+                f"source {node.name!r} failed: {type(exc).__name__}: {exc}", path=node.path
+            ) from exc
+
+    with_retries(attempt, retries=node.config.retries, delay=node.config.retry_delay)
+
+
+def with_retries(action: Callable[[], Any], *, retries: int, delay: float) -> Any:
+    """Run ``action``; retry transient ConnectorErrors with exponential backoff.
+
+    Every attempt must be all-or-nothing (a build is one transaction), so a
+    retry starts clean: nothing is read twice into the output.
+    """
+    for attempt in range(retries + 1):
+        try:
+            return action()
+        except ConnectorError as exc:
+            if not exc.transient or attempt == retries:
+                if exc.transient:
+                    exc.message += f" (gave up after {retries + 1} attempts)"
+                raise
+            log.warning("%s; retrying in %.1fs", exc.message, delay * 2**attempt)
+            time.sleep(delay * 2**attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _build_sql(
@@ -176,13 +201,19 @@ def _user_code_error(node: PythonNode, exc: BaseException, what: str) -> Transfo
 
 
 def _write_sink(node: SinkNode, engine: Engine, up: Mapping[str, str], root: Path) -> int:
+    from headwater.connectors.base import SinkInput
+
     connector = node.meta["connector"](node.name, node.config, root, node.path)
-    source = node.config.from_
-    try:
-        return int(connector.write(engine.reader(up[source])))
-    except HeadwaterError:
-        raise
-    except Exception as exc:
-        raise ConnectorError(
-            f"sink {node.name!r} failed: {type(exc).__name__}: {exc}", path=node.path
-        ) from exc
+    data = SinkInput(engine, up[node.config.from_], node.config.from_)
+
+    def attempt() -> int:
+        try:
+            return int(connector.write(data).rows)
+        except HeadwaterError:
+            raise
+        except Exception as exc:
+            raise ConnectorError(
+                f"sink {node.name!r} failed: {type(exc).__name__}: {exc}", path=node.path
+            ) from exc
+
+    return int(with_retries(attempt, retries=node.config.retries, delay=node.config.retry_delay))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 
 class HeadwaterError(Exception):
@@ -105,7 +106,15 @@ class SelectionError(HeadwaterError):
 
 
 class ConnectorError(HeadwaterError):
-    """A source could not be read or a sink could not be written."""
+    """A source could not be read or a sink could not be written.
+
+    ``transient`` marks failures worth retrying (a dropped connection, HTTP 429
+    or 5xx, a timeout); the runner retries those with backoff.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.transient = transient
 
 
 class TransformError(HeadwaterError):

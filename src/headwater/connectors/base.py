@@ -9,8 +9,9 @@ point group (see ``headwater.connectors.registry``).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -19,15 +20,24 @@ from headwater.config import NodeConfig
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from headwater.engines.base import Engine
+
 
 class SourceConfig(NodeConfig):
-    """Base of every source connector's config."""
+    """Base of every source connector's config: keys every source accepts."""
+
+    on_schema_change: Literal["evolve", "fail", "ignore"] = "evolve"
+    on_bad_rows: Literal["fail", "quarantine"] = "fail"
+    retries: int = Field(default=3, ge=0)
+    retry_delay: float = Field(default=1.0, ge=0)
 
 
 class SinkConfig(NodeConfig):
     """Base of every sink connector's config; ``from`` names the node to write."""
 
     from_: str = Field(alias="from")
+    retries: int = Field(default=2, ge=0)
+    retry_delay: float = Field(default=1.0, ge=0)
 
 
 class SourceConnector(ABC):
@@ -49,8 +59,25 @@ class SourceConnector(ABC):
         """A cheap marker that changes whenever the source's data changes."""
 
     @abstractmethod
-    def read(self) -> pa.RecordBatchReader:
-        """All of the source's rows as a stream of Arrow record batches."""
+    def read(self, since: Any | None = None) -> pa.RecordBatchReader:
+        """The source's rows as a stream of Arrow record batches.
+
+        With ``since`` (the last committed cursor value), only rows whose
+        ``cursor_column`` is greater. Must stream: never the whole source in memory.
+        A failure that may pass on a retry raises ``ConnectorError(transient=True)``.
+        """
+
+    @property
+    def cursor_column(self) -> str | None:
+        """The column that makes this source incremental, or None for full loads."""
+        return getattr(self.config, "cursor", None)
+
+    def rejects(self) -> pa.Table | None:
+        """Rows the last ``read`` could not parse (``on_bad_rows = "quarantine"``).
+
+        Columns: ``location`` (file:line, row number, URL ...), ``reason``, ``raw``.
+        """
+        return None
 
     def describe(self) -> dict[str, object]:
         """Configuration safe to show (no secrets): used by plan, docs, UI."""
@@ -70,5 +97,38 @@ class SinkConnector(ABC):
         self.config_path = config_path
 
     @abstractmethod
-    def write(self, data: pa.RecordBatchReader) -> int:
-        """Write every batch; return the number of rows written. All or nothing."""
+    def write(self, data: SinkInput) -> SinkResult:
+        """Write the node's table; all or nothing. A retryable failure raises
+        ``ConnectorError(transient=True)``."""
+
+
+@dataclass
+class SinkResult:
+    rows: int
+    # for partition-wise (sync) sinks: partition value -> content fingerprint written
+    partitions: dict[str, str] | None = None
+
+
+@dataclass
+class SinkInput:
+    """What a sink gets: the built table, read through the engine, and its last write."""
+
+    engine: Engine
+    physical: str
+    node: str
+    previous_partitions: dict[str, str] = field(default_factory=dict)
+
+    def reader(self) -> pa.RecordBatchReader:
+        return self.engine.reader(self.physical)
+
+    @property
+    def schema(self) -> pa.Schema:
+        return self.reader().schema
+
+    def partition_fingerprints(self, column: str) -> dict[str, str]:
+        """Every value of ``column`` (as text) with the content fingerprint of its rows."""
+        return self.engine.partition_fingerprints(self.physical, column)
+
+    def partition_reader(self, column: str, value: str) -> pa.RecordBatchReader:
+        """The rows whose ``column`` (as text) equals ``value``."""
+        return self.engine.reader(self.physical, where=(column, value))

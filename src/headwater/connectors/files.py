@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     import pyarrow as pa
 
-from headwater.connectors.base import SinkConfig, SinkConnector, SourceConfig, SourceConnector
+from headwater.connectors.base import (
+    SinkConfig,
+    SinkConnector,
+    SinkInput,
+    SinkResult,
+    SourceConfig,
+    SourceConnector,
+)
 from headwater.errors import ConnectorError
 
 FORMATS = ("csv", "parquet", "ndjson")
@@ -116,7 +123,7 @@ class FilesSource(SourceConnector):
             out.append((rel, digest))
         return out
 
-    def read(self) -> pa.RecordBatchReader:
+    def read(self, since: Any | None = None) -> pa.RecordBatchReader:
         import duckdb
 
         files = self.files()
@@ -181,7 +188,10 @@ class FilesSink(SinkConnector):
         p = Path(self.config.path)
         return p if p.is_absolute() else self.root / p
 
-    def write(self, data: pa.RecordBatchReader) -> int:
+    def write(self, data: SinkInput) -> SinkResult:
+        return SinkResult(self._write(data.reader()))
+
+    def _write(self, data: pa.RecordBatchReader) -> int:
         target = self.target()
         fmt = self.config.format or ("csv" if target.suffix.lower() == ".csv" else "parquet")
         target.parent.mkdir(parents=True, exist_ok=True)

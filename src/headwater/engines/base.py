@@ -69,8 +69,15 @@ class Engine(ABC):
         """A physical table's rows as Arrow."""
 
     @abstractmethod
-    def reader(self, physical: str) -> pa.RecordBatchReader:
-        """A physical table's rows as a stream of Arrow batches."""
+    def reader(
+        self, physical: str, where: tuple[str, str] | None = None
+    ) -> pa.RecordBatchReader:
+        """A physical table's rows as a stream of Arrow batches; ``where`` =
+        (column, value as text) keeps one partition."""
+
+    @abstractmethod
+    def partition_fingerprints(self, physical: str, column: str) -> dict[str, str]:
+        """Each distinct value of ``column`` (as text) -> content fingerprint of its rows."""
 
     @abstractmethod
     def publish(self, env: str, name: str, physical: str) -> None:

@@ -28,6 +28,15 @@ if TYPE_CHECKING:
     from sqlglot import exp
 
 
+def duckdb_column_equals(column: str, value: str) -> Any:
+    """``CAST(column AS VARCHAR) = value`` as a DuckDB expression, the value bound safely."""
+    import duckdb
+
+    return duckdb.SQLExpression(f"CAST({_q(column)} AS VARCHAR)") == duckdb.ConstantExpression(
+        value
+    )
+
+
 class DuckDBEngine(Engine):
     name = "duckdb"
     dialect = "duckdb"
@@ -129,9 +138,26 @@ class DuckDBEngine(Engine):
     def read(self, physical: str) -> pa.Table:
         return self.con.sql(f"SELECT * FROM {self._fq(physical)}").to_arrow_table()
 
-    def reader(self, physical: str) -> pa.RecordBatchReader:
+    def reader(
+        self, physical: str, where: tuple[str, str] | None = None
+    ) -> pa.RecordBatchReader:
+        # a cursor of its own: the reader may be consumed while this thread does other work
         cur = self._con.cursor() if self._con is not None else self.con
-        return cur.sql(f"SELECT * FROM {self._fq(physical)}").to_arrow_reader(100_000)
+        if where is None:
+            return cur.sql(f"SELECT * FROM {self._fq(physical)}").to_arrow_reader(100_000)
+        column, value = where
+        rel = cur.sql(f"SELECT * FROM {self._fq(physical)}").filter(
+            duckdb_column_equals(column, value)
+        )
+        return rel.to_arrow_reader(100_000)
+
+    def partition_fingerprints(self, physical: str, column: str) -> dict[str, str]:
+        rows = self.con.execute(
+            f"SELECT {_q(column)}::VARCHAR AS p, count(*),"
+            f" coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR"
+            f" FROM {self._fq(physical)} AS t GROUP BY p"
+        ).fetchall()
+        return {str(p): f"{n}:{h}" for p, n, h in rows}
 
     def relation(self, physical: str) -> duckdb.DuckDBPyRelation:
         return self.con.table(f"{INTERNAL_SCHEMA}.{physical}")
