@@ -13,15 +13,18 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from headwater.engines.base import Engine, TableStats
 from headwater.errors import ConnectorError, HeadwaterError, TransformError
 from headwater.frames import frame_kind, to_arrow, to_frame
 from headwater.project.nodes import Node, PythonNode, SinkNode, SourceNode, SqlNode
+
+if TYPE_CHECKING:
+    from headwater.connectors.base import SinkResult
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,8 @@ class BuildOutcome:
     rows: int | None
     stats: TableStats | None
     seconds: float
+    warnings: list[str] = field(default_factory=list)
+    partitions: dict[str, str] | None = None  # what a partition-wise sink wrote
 
 
 def build_node(
@@ -42,43 +47,36 @@ def build_node(
     root: Path,
     dialect: str,
     need_stats: bool = True,
+    previous_columns: list[tuple[str, str]] | None = None,
+    previous_partitions: dict[str, str] | None = None,
+    rebuild: bool = False,
 ) -> BuildOutcome:
     """Build ``node`` into ``physical`` (or write the sink); raise a HeadwaterError on failure."""
     t0 = time.perf_counter()
-    runner: Callable[..., None]
     if isinstance(node, SinkNode):
-        rows = _write_sink(node, engine, upstream_physical, root)
-        return BuildOutcome(rows, None, time.perf_counter() - t0)
+        written = _write_sink(node, engine, upstream_physical, root, previous_partitions or {})
+        return BuildOutcome(written.rows, None, time.perf_counter() - t0,
+                            partitions=written.partitions)
     assert physical is not None
     if isinstance(node, SourceNode):
-        runner = _ingest_source
-    elif isinstance(node, SqlNode):
-        runner = _build_sql
+        from headwater.ingest import ingest
+
+        if rebuild:
+            engine.drop_physical(physical)
+        res = ingest(node, engine, physical, root, previous_columns,
+                     lambda f: with_retries(f, retries=node.config.retries,
+                                            delay=node.config.retry_delay))
+        src_stats = engine.stats(physical)
+        return BuildOutcome(src_stats.rows, src_stats, time.perf_counter() - t0,
+                            warnings=res.warnings)
+    if isinstance(node, SqlNode):
+        _build_sql(node, engine, physical, upstream_physical, dialect)
     elif isinstance(node, PythonNode):
-        runner = _build_python
+        _build_python(node, engine, physical, upstream_physical)
     else:  # pragma: no cover - loader only makes the kinds above
         raise TypeError(node)
-    runner(node, engine, physical, upstream_physical, root, dialect)  # type: ignore[arg-type]
     stats = engine.stats(physical) if need_stats or node.materialized == "table" else None
     return BuildOutcome(stats.rows if stats else None, stats, time.perf_counter() - t0)
-
-
-def _ingest_source(
-    node: SourceNode, engine: Engine, physical: str, _up: Mapping[str, str], root: Path, _d: str
-) -> None:
-    connector = node.meta["connector"](node.name, node.config, root, node.path)
-
-    def attempt() -> None:
-        try:
-            engine.build_arrow(physical, connector.read())
-        except HeadwaterError:
-            raise
-        except Exception as exc:
-            raise ConnectorError(
-                f"source {node.name!r} failed: {type(exc).__name__}: {exc}", path=node.path
-            ) from exc
-
-    with_retries(attempt, retries=node.config.retries, delay=node.config.retry_delay)
 
 
 def with_retries(action: Callable[[], Any], *, retries: int, delay: float) -> Any:
@@ -101,7 +99,7 @@ def with_retries(action: Callable[[], Any], *, retries: int, delay: float) -> An
 
 
 def _build_sql(
-    node: SqlNode, engine: Engine, physical: str, up: Mapping[str, str], _r: Path, dialect: str
+    node: SqlNode, engine: Engine, physical: str, up: Mapping[str, str], dialect: str
 ) -> None:
     from headwater.project.sql import render_for_engine
 
@@ -140,9 +138,7 @@ def _sql_error(node: SqlNode, exc: Exception, dialect: str) -> TransformError:
     )
 
 
-def _build_python(
-    node: PythonNode, engine: Engine, physical: str, up: Mapping[str, str], _r: Path, _d: str
-) -> None:
+def _build_python(node: PythonNode, engine: Engine, physical: str, up: Mapping[str, str]) -> None:
     module = _load_module(node)
     func = getattr(module, node.function)
     kwargs: dict[str, Any] = {}
@@ -200,15 +196,17 @@ def _user_code_error(node: PythonNode, exc: BaseException, what: str) -> Transfo
     )
 
 
-def _write_sink(node: SinkNode, engine: Engine, up: Mapping[str, str], root: Path) -> int:
+def _write_sink(
+    node: SinkNode, engine: Engine, up: Mapping[str, str], root: Path, previous: dict[str, str]
+) -> SinkResult:
     from headwater.connectors.base import SinkInput
 
     connector = node.meta["connector"](node.name, node.config, root, node.path)
-    data = SinkInput(engine, up[node.config.from_], node.config.from_)
+    data = SinkInput(engine, up[node.config.from_], node.config.from_, dict(previous))
 
-    def attempt() -> int:
+    def attempt() -> SinkResult:
         try:
-            return int(connector.write(data).rows)
+            return connector.write(data)  # type: ignore[no-any-return]
         except HeadwaterError:
             raise
         except Exception as exc:
@@ -216,4 +214,7 @@ def _write_sink(node: SinkNode, engine: Engine, up: Mapping[str, str], root: Pat
                 f"sink {node.name!r} failed: {type(exc).__name__}: {exc}", path=node.path
             ) from exc
 
-    return int(with_retries(attempt, retries=node.config.retries, delay=node.config.retry_delay))
+    result: SinkResult = with_retries(
+        attempt, retries=node.config.retries, delay=node.config.retry_delay
+    )
+    return result

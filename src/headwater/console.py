@@ -88,7 +88,10 @@ def print_summary(console: Console, result: RunResult) -> None:
 
 
 def print_failures(console: Console, result: RunResult) -> None:
-    """Each failed node's error, for stderr."""
+    """Warnings, then each failed node's error, for stderr."""
+    for n in result.nodes:
+        for w in n.warnings:
+            console.print(f"[yellow]warning:[/] {w}", markup=True, highlight=False)
     for n in result.nodes:
         if n.error:
             console.print(f"[bold red]error:[/] {n.name} failed")

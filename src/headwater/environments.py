@@ -119,8 +119,11 @@ def collect_garbage(
         doomed.extend(p for _, p in versions[keep_versions:])
     # tables in the warehouse that the state store never recorded (a crash mid-build)
     known = set(state.all_physical())
-    orphans = [p for p in engine.physical_tables() if p not in known]
+    orphans = [p for p in engine.physical_tables()
+               if p not in known and p.removesuffix("__rejected") not in known]
     doomed.extend(orphans)
+    present = engine.physical_tables()
+    doomed += [f"{p}__rejected" for p in doomed if f"{p}__rejected" in present]
     if not dry_run:
         for physical in doomed:
             engine.drop_physical(physical)

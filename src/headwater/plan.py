@@ -34,6 +34,7 @@ class NodePlan:
     fingerprint: str | None = None
     physical: str | None = None
     pending: bool = False  # fingerprint depends on upstreams built in this run
+    rebuild: bool = False  # drop an appendable table and load it from scratch
     data_fp: str | None = None
     upstream: dict[str, str] = field(default_factory=dict)
 
@@ -110,6 +111,14 @@ def build_plan(
             ident[name] = None
             continue
         upstream = {u: ident[u] or "" for u in ups}
+        if isinstance(node, SourceNode) and getattr(node.config, "cursor", None):
+            plan = decide_appendable(node, pub, physical, forced=name in forced,
+                                     data_fp=data_fp, root=project.root)
+            out.append(plan)
+            info = physical.get(plan.physical or "")
+            ident[name] = None if plan.action == "run" else (
+                (info.content_fp if info else None) or plan.fingerprint)
+            continue
         fp = combine(node.kind, node.code_fp, upstream, data_fp or "")
         plan = decide(node, fp, pub, physical, forced=name in forced, data_fp=data_fp,
                       upstream=upstream, root=project.root)
@@ -151,6 +160,33 @@ def decide(
         when = physical[phys].created_at[:19].replace("T", " ")
         return plan("publish", f"reusing the build of {when} (same code and inputs)")
     return plan("run", why(node, pub, upstream, data_fp, root))
+
+
+def decide_appendable(
+    node: SourceNode,
+    pub: Published | None,
+    physical: Mapping[str, PhysicalInfo],
+    *,
+    forced: bool,
+    data_fp: str | None,
+    root: Path,
+) -> NodePlan:
+    """An incremental source keeps one physical table per config and appends to it."""
+    fp = combine(node.kind, node.code_fp, {}, "appendable")
+    phys = physical_name(node.name, fp)
+
+    def plan(action: Action, reason: str, rebuild: bool = False) -> NodePlan:
+        return NodePlan(node.name, node.kind, action, reason, fingerprint=fp, physical=phys,
+                        data_fp=data_fp, rebuild=rebuild)
+
+    if forced:
+        return plan("run", "forced (reloaded from scratch)", rebuild=True)
+    built = phys in physical
+    if built and pub is not None and pub.fingerprint == fp and pub.data_fp == data_fp:
+        return plan("skip", "up to date")
+    if built:
+        return plan("run", f"new data in source {node.name} (append past the cursor)")
+    return plan("run", why(node, pub, {}, data_fp, root))
 
 
 def why(

@@ -36,12 +36,14 @@ class NodeResult:
     rows: int | None = None
     seconds: float = 0.0
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)
     blocked: bool = False  # skipped because an upstream failed
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name, "kind": self.kind, "status": self.status, "reason": self.reason,
             "rows": self.rows, "seconds": round(self.seconds, 3), "error": self.error,
+            "warnings": self.warnings,
         }
 
 
@@ -214,6 +216,8 @@ class Runner:
 
         node = self.project.nodes[np.name]
         ups = {u: self.physical_of[u] for u in self.project.graph.upstream[np.name]}
+        previous = self.published.get(np.name)
+        info = self.physical_info.get(previous.physical or "") if previous else None
         return build_node(
             node,
             self.engine,
@@ -221,6 +225,11 @@ class Runner:
             upstream_physical=ups,
             root=self.project.root,
             dialect=self.project.config.dialect,
+            previous_columns=info.columns if info else None,
+            previous_partitions=(
+                self.state.sink_partitions(self.env, np.name) if node.kind == "sink" else None
+            ),
+            rebuild=np.rebuild,
         )
 
     def _complete(self, np: NodePlan, fut: Future[BuildOutcome], started: float, at: str) -> None:
@@ -246,14 +255,24 @@ class Runner:
                 fingerprint=np.fingerprint or "", content_fp=outcome.stats.content_fp,
                 rows=outcome.stats.rows, columns=outcome.stats.columns, seconds=outcome.seconds,
             )
+        if outcome.partitions is not None:
+            self.state.set_sink_partitions(self.env, np.name, outcome.partitions)
         self._publish(np, outcome)
         self._finish(np, NodeResult(np.name, np.kind, "executed", np.reason,
-                                    rows=outcome.rows, seconds=outcome.seconds), at)
+                                    rows=outcome.rows, seconds=outcome.seconds,
+                                    warnings=outcome.warnings), at)
 
     def _publish(self, np: NodePlan, outcome: BuildOutcome | None) -> None:
         node = self.project.nodes[np.name]
         if np.physical is not None:
             self.engine.publish(self.env, np.name, np.physical)
+            quarantine = getattr(getattr(node, "config", None), "on_bad_rows", "") == "quarantine"
+            if node.kind == "source" and quarantine:
+                from headwater.ingest import rejected_table
+
+                if self.engine.exists(rejected_table(np.physical)):
+                    self.engine.publish(self.env, f"{np.name}__rejected",
+                                        rejected_table(np.physical))
             self.physical_of[np.name] = np.physical
             info = self.physical_info.get(np.physical)
             content = info.content_fp if info else None

@@ -55,6 +55,13 @@ CREATE TABLE IF NOT EXISTS file_hashes (
     mtime_ns INTEGER NOT NULL,
     digest TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sink_partitions (
+    env TEXT NOT NULL,
+    sink TEXT NOT NULL,
+    partition TEXT NOT NULL,
+    fp TEXT NOT NULL,
+    PRIMARY KEY (env, sink, partition)
+);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     env TEXT NOT NULL,
@@ -260,6 +267,20 @@ class StateStore:
     def unpublish(self, env: str, node: str) -> None:
         with self.transaction() as db:
             db.execute("DELETE FROM env_nodes WHERE env = ? AND node = ?", (env, node))
+
+    def sink_partitions(self, env: str, sink: str) -> dict[str, str]:
+        rows = self._query(
+            "SELECT partition, fp FROM sink_partitions WHERE env = ? AND sink = ?", (env, sink)
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def set_sink_partitions(self, env: str, sink: str, partitions: dict[str, str]) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM sink_partitions WHERE env = ? AND sink = ?", (env, sink))
+            db.executemany(
+                "INSERT INTO sink_partitions VALUES (?, ?, ?, ?)",
+                [(env, sink, p, fp) for p, fp in partitions.items()],
+            )
 
     # -- runs ----------------------------------------------------------------
 

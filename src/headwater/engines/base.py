@@ -61,6 +61,34 @@ class Engine(ABC):
         """Create ``physical`` from Arrow data, atomically."""
 
     @abstractmethod
+    def load_arrow(
+        self,
+        physical: str,
+        data: pa.RecordBatchReader,
+        projection: list[tuple[str, str | None, str]],
+        *,
+        append: bool,
+    ) -> None:
+        """Create (or, with ``append``, insert into) ``physical`` from Arrow data in one
+        transaction. ``projection`` lists (column, input column or None for NULL, type);
+        appends add columns the table lacks."""
+
+    @abstractmethod
+    def exists(self, physical: str) -> bool: ...
+
+    @abstractmethod
+    def columns(self, physical: str) -> list[tuple[str, str]]:
+        """(name, engine type) of each column."""
+
+    @abstractmethod
+    def arrow_columns(self, schema: pa.Schema) -> list[tuple[str, str]]:
+        """(name, engine type) that an Arrow schema becomes in this engine."""
+
+    @abstractmethod
+    def max_value(self, physical: str, column: str) -> Any:
+        """``max(column)`` of a physical table (the committed cursor of a source)."""
+
+    @abstractmethod
     def stats(self, physical: str) -> TableStats:
         """Row count, order-independent content fingerprint and columns."""
 

@@ -124,6 +124,63 @@ class DuckDBEngine(Engine):
         finally:
             cur.unregister(view)
 
+    def load_arrow(
+        self,
+        physical: str,
+        data: pa.RecordBatchReader,
+        projection: list[tuple[str, str | None, str]],
+        *,
+        append: bool,
+    ) -> None:
+        cur = self.con
+        view = f"__hw_arrow_{threading.get_ident()}"
+        select = ", ".join(
+            f"CAST({_q(src) if src else 'NULL'} AS {typ}) AS {_q(col)}"
+            for col, src, typ in projection
+        )
+        cur.register(view, data)
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                if append:
+                    have = {c for c, _ in self.columns(physical)}
+                    for col, _src, typ in projection:
+                        if col not in have:
+                            cur.execute(
+                                f"ALTER TABLE {self._fq(physical)} ADD COLUMN {_q(col)} {typ}"
+                            )
+                    cur.execute(
+                        f"INSERT INTO {self._fq(physical)} BY NAME SELECT {select} FROM {_q(view)}"
+                    )
+                else:
+                    cur.execute(
+                        f"CREATE OR REPLACE TABLE {self._fq(physical)} AS"
+                        f" SELECT {select} FROM {_q(view)}"
+                    )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+        finally:
+            cur.unregister(view)
+
+    def exists(self, physical: str) -> bool:
+        return bool(self.con.execute(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [INTERNAL_SCHEMA, physical],
+        ).fetchall())
+
+    def columns(self, physical: str) -> list[tuple[str, str]]:
+        return [(str(c[0]), str(c[1]))
+                for c in self.con.execute(f"DESCRIBE {self._fq(physical)}").fetchall()]
+
+    def arrow_columns(self, schema: pa.Schema) -> list[tuple[str, str]]:
+        rel = self.con.from_arrow(schema.empty_table())
+        return [(str(n), str(t)) for n, t in zip(rel.columns, rel.types, strict=True)]
+
+    def max_value(self, physical: str, column: str) -> Any:
+        return self.con.execute(f"SELECT max({_q(column)}) FROM {self._fq(physical)}").fetchall()[0][0]
+
     def stats(self, physical: str) -> TableStats:
         fq = self._fq(physical)
         cols = self.con.execute(f"DESCRIBE {fq}").fetchall()

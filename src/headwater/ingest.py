@@ -1,0 +1,161 @@
+"""Ingesting a source into the warehouse: full loads, cursor appends, schema drift, rejects.
+
+Full loads build a new physical table (content-addressed like any node).
+Incremental sources (a ``cursor`` column) append to their physical table; the
+cursor is ``max(cursor)`` of that very table, so rows and cursor are committed
+together by one warehouse transaction: a crash or a failed read leaves both as
+they were, and the next run resumes from the last committed cursor.
+
+Schema drift against the previous version (``on_schema_change``):
+
+* ``evolve`` (default): new columns are added; a column that disappeared is kept
+  as NULL, with a warning; a type that can be cast safely is cast to the old type.
+* ``fail``: any added or removed column is an error.
+* ``ignore``: new columns are dropped; removed ones become NULL.
+
+An incompatible type change (text where a number was) is always an error naming
+the column and both types.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from headwater.engines.base import Engine
+from headwater.errors import ConnectorError, HeadwaterError
+from headwater.project.nodes import SourceNode
+
+log = logging.getLogger(__name__)
+
+_INTS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+         "UINTEGER", "UBIGINT", "UHUGEINT")
+_NUMS = (*_INTS, "FLOAT", "DOUBLE")
+
+
+@dataclass
+class IngestResult:
+    warnings: list[str] = field(default_factory=list)
+    rejected: int = 0
+    appended: bool = False
+
+
+def rejected_table(physical: str) -> str:
+    return f"{physical}__rejected"
+
+
+def compatible(new: str, old: str) -> bool:
+    """Whether values of DuckDB type ``new`` can be stored in a column of type ``old``."""
+    if new == old or new == '"NULL"' or new == "NULL":
+        return True
+    if old == "VARCHAR":
+        return True
+    if new in _INTS and (old in _NUMS or old.startswith("DECIMAL")):
+        return True
+    if new == "FLOAT" and old == "DOUBLE":
+        return True
+    if new.startswith("DECIMAL") and (old == "DOUBLE" or old.startswith("DECIMAL")):
+        return True
+    if new == "DATE" and old.startswith("TIMESTAMP"):
+        return True
+    return new.startswith("TIMESTAMP") and old.startswith("TIMESTAMP")
+
+
+def reconcile(
+    node: SourceNode,
+    new_cols: list[tuple[str, str]],
+    old_cols: list[tuple[str, str]] | None,
+) -> tuple[list[tuple[str, str | None, str]], list[str]]:
+    """The projection that maps new data onto the previous schema, and warnings.
+
+    Returns ``[(output column, input column or None for NULL, type)]``.
+    """
+    mode = node.config.on_schema_change
+    if not old_cols:
+        return [(n, n, t) for n, t in new_cols], []
+    new, old = dict(new_cols), dict(old_cols)
+    added = [c for c in new if c not in old]
+    removed = [c for c in old if c not in new]
+    where = f"source {node.name!r}"
+    for c in old:
+        if c in new and not compatible(new[c], old[c]):
+            raise ConnectorError(
+                f"{where}: column {c!r} changed type from {old[c]} to {new[c]}",
+                path=node.path,
+                hint="fix the source, or rebuild it from scratch with "
+                f"`headwater run --full-refresh --select {node.name}+`",
+            )
+    if mode == "fail" and (added or removed):
+        parts = ([f"new column(s) {', '.join(added)}"] if added else []) + (
+            [f"missing column(s) {', '.join(removed)}"] if removed else [])
+        raise ConnectorError(
+            f"{where}: schema changed: {'; '.join(parts)}",
+            path=node.path,
+            hint='set on_schema_change = "evolve" to accept it, or fix the source',
+        )
+    warnings = [f"{where}: column {c!r} is missing from the new data; kept as NULL"
+                for c in removed]
+    out: list[tuple[str, str | None, str]] = [
+        (c, c if c in new else None, old[c]) for c in old
+    ]
+    if mode == "evolve":
+        out += [(c, c, new[c]) for c in added]
+        warnings += [f"{where}: new column {c!r} ({new[c]}) added" for c in added]
+    elif added:
+        warnings.append(f"{where}: ignored new column(s) {', '.join(added)}")
+    return out, warnings
+
+
+def ingest(
+    node: SourceNode,
+    engine: Engine,
+    physical: str,
+    root: Path,
+    previous_columns: list[tuple[str, str]] | None,
+    retry: Callable[[Callable[[], Any]], Any],
+) -> IngestResult:
+    """Read the source and write ``physical``; appends when the source has a cursor."""
+    connector = node.meta["connector"](node.name, node.config, root, node.path)
+    cursor = connector.cursor_column
+    result = IngestResult()
+
+    def attempt() -> None:
+        appending = bool(cursor) and engine.exists(physical)
+        since = engine.max_value(physical, cursor) if appending and cursor else None
+        old_cols = engine.columns(physical) if appending else previous_columns
+        try:
+            reader = connector.read(since)
+            projection, warnings = reconcile(node, engine.arrow_columns(reader.schema), old_cols)
+            engine.load_arrow(physical, reader, projection, append=appending)
+        except HeadwaterError:
+            raise
+        except Exception as exc:
+            raise ConnectorError(
+                f"source {node.name!r} failed: {type(exc).__name__}: {exc}", path=node.path
+            ) from exc
+        result.warnings = warnings
+        result.appended = appending
+
+    retry(attempt)
+    if node.config.on_bad_rows == "quarantine":
+        import pyarrow as pa
+
+        rejects = connector.rejects()
+        if rejects is None:
+            rejects = pa.table({"location": pa.array([], pa.string()),
+                                "reason": pa.array([], pa.string()),
+                                "raw": pa.array([], pa.string())})
+        # always (re)built, so NAME__rejected shows the rejects of the latest load
+        engine.build_arrow(rejected_table(physical), rejects)
+        result.rejected = rejects.num_rows
+        if rejects.num_rows:
+            result.warnings.append(
+                f"source {node.name!r}: {rejects.num_rows} bad row(s) quarantined in "
+                f"{node.name}__rejected"
+            )
+    for w in result.warnings:
+        log.warning(w)
+    return result
