@@ -106,7 +106,8 @@ def test_transient_failures_are_retried(tmp_path: Path) -> None:
 
 
 def test_transient_failure_after_retries_publishes_nothing(tmp_path: Path) -> None:
-    project = make(tmp_path, [{"id": 1, "v": 1}], "fail_times = 9\nretries = 1\nretry_delay = 0.01\n")
+    extra = "fail_times = 9\nretries = 1\nretry_delay = 0.01\n"
+    project = make(tmp_path, [{"id": 1, "v": 1}], extra)
     JsonRowsSource.calls.clear()
     result = project.run()
     st = {n.name: n for n in result.nodes}

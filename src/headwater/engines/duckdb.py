@@ -179,7 +179,8 @@ class DuckDBEngine(Engine):
         return [(str(n), str(t)) for n, t in zip(rel.columns, rel.types, strict=True)]
 
     def max_value(self, physical: str, column: str) -> Any:
-        return self.con.execute(f"SELECT max({_q(column)}) FROM {self._fq(physical)}").fetchall()[0][0]
+        sql = f"SELECT max({_q(column)}) FROM {self._fq(physical)}"
+        return self.con.execute(sql).fetchall()[0][0]
 
     def stats(self, physical: str) -> TableStats:
         fq = self._fq(physical)
