@@ -29,7 +29,7 @@ from headwater.graph import Graph
 from headwater.project.nodes import Node, PythonNode, Ref, SinkNode, SourceNode, SqlNode
 
 CONFIG_FILE = "headwater.toml"
-PARSE_VERSION = "2"  # bump when the cached analysis changes shape or meaning
+PARSE_VERSION = "3"  # bump when the cached analysis changes shape or meaning
 
 
 class ParseCache(Protocol):
@@ -256,6 +256,7 @@ def _load_transform(
         else:
             analysis = SqlAnalysis.from_json(entry)
         annotations = analysis.annotations
+        checks, incremental = _checks_and_incremental(annotations)
         return SqlNode(
             name=path.stem,
             kind="sql",
@@ -267,6 +268,9 @@ def _load_transform(
             materialized=annotations.get("materialized", "table"),
             meta={"annotations": annotations},
             sql=text,
+            checks=checks,
+            incremental=incremental,
+            lookback=annotations.get("lookback"),
         )
     from headwater.project.python import PyAnalysis, analyse_python
 
@@ -286,6 +290,20 @@ def _load_transform(
         params=tuple(py.params),
         param_types=py.param_types,
     )
+
+
+def _checks_and_incremental(annotations: dict[str, Any]) -> tuple[tuple[Any, ...], Any]:
+    checks: tuple[Any, ...] = ()
+    incremental = None
+    if annotations.get("check"):
+        from headwater.checks import CheckSpec
+
+        checks = tuple(CheckSpec.from_json(c) for c in annotations["check"])
+    if annotations.get("incremental"):
+        from headwater.incremental import IncrementalSpec
+
+        incremental = IncrementalSpec.from_json(annotations["incremental"])
+    return checks, incremental
 
 
 def _check_refs(nodes: dict[str, Node], root: Path) -> None:

@@ -9,7 +9,8 @@ from typing import Any, Literal
 NodeKind = Literal["source", "sql", "python", "sink"]
 
 # Annotations a transform may set in its leading comment (`-- @key: value`).
-ANNOTATION_KEYS = ("tags", "materialized", "owner")
+ANNOTATION_KEYS = ("tags", "materialized", "owner", "incremental", "lookback", "check")
+REPEATABLE_KEYS = ("check",)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class Node:
     code_fp: str = ""
     materialized: Literal["table", "view"] = "table"
     meta: dict[str, Any] = field(default_factory=dict)
+    checks: tuple[Any, ...] = ()  # headwater.checks.CheckSpec
+    incremental: Any = None  # headwater.incremental.IncrementalSpec
+    lookback: dict[str, Any] | None = None
 
     @property
     def upstream(self) -> tuple[str, ...]:

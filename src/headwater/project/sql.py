@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from headwater.errors import ParseError, ProjectError, caret_snippet, did_you_mean, line_col
-from headwater.project.nodes import ANNOTATION_KEYS
+from headwater.project.nodes import ANNOTATION_KEYS, REPEATABLE_KEYS
 
 _ANNOTATION = re.compile(r"^--\s*@([A-Za-z_][\w-]*)\s*:?\s*(.*?)\s*$")
 
@@ -68,7 +68,11 @@ def parse_header(text: str, path: Path, comment: str = "--") -> Header:
         m = _ANNOTATION.match("--" + line[len(comment) :])
         if m:
             key, value = m.group(1), m.group(2)
-            header.annotations[key] = _annotation_value(key, value, path, lineno, raw, text)
+            parsed = _annotation_value(key, value, path, lineno, raw, text)
+            if key in REPEATABLE_KEYS:
+                header.annotations.setdefault(key, []).append(parsed)
+            else:
+                header.annotations[key] = parsed
             header.lines[key] = lineno
             continue
         desc.append(line[len(comment) :].strip())
@@ -105,7 +109,52 @@ def _annotation_value(key: str, value: str, path: Path, line: int, raw: str, tex
                 + "write `-- @materialized: table` (the default) or `-- @materialized: view`",
             )
         return value
-    return value
+    parser = _VALUE_PARSERS.get(key)
+    if parser is None:
+        return value
+    try:
+        return parser(value)
+    except ValueError as exc:
+        col = raw.find(value) + 1 if value else None
+        raise ProjectError(
+            f"invalid @{key}: {exc}",
+            path=path,
+            line=line,
+            column=col or None,
+            snippet=caret_snippet(text, line, col or None),
+            hint=_ANNOTATION_HINTS.get(key),
+        ) from None
+
+
+def _parse_check(value: str) -> dict[str, Any]:
+    from headwater.checks import parse_check
+
+    return parse_check(value).to_json()
+
+
+def _parse_incremental(value: str) -> dict[str, Any]:
+    from headwater.incremental import parse_incremental
+
+    return parse_incremental(value).to_json()
+
+
+def _parse_lookback(value: str) -> dict[str, Any]:
+    from headwater.incremental import parse_lookback
+
+    return parse_lookback(value)
+
+
+_VALUE_PARSERS: dict[str, Any] = {
+    "check": _parse_check,
+    "incremental": _parse_incremental,
+    "lookback": _parse_lookback,
+}
+_ANNOTATION_HINTS = {
+    "check": "e.g. `-- @check: not_null(customer_id)`; see README, Checks",
+    "incremental": "e.g. `-- @incremental: by day day from ts`, `append by id`, "
+    "`merge order_id by updated_at`",
+    "lookback": "e.g. `-- @lookback: 2 day`",
+}
 
 
 def analyse_sql(text: str, path: Path, dialect: str) -> SqlAnalysis:
@@ -133,7 +182,9 @@ def analyse_sql(text: str, path: Path, dialect: str) -> SqlAnalysis:
     tree = statements[0]
     refs = find_refs(tree, text)
     normalised = tree.sql(dialect=dialect, normalize=True, comments=False)
-    config = f"materialized={header.annotations.get('materialized', 'table')}"
+    ann = header.annotations
+    config = (f"materialized={ann.get('materialized', 'table')}"
+              f"|incremental={ann.get('incremental')}|lookback={ann.get('lookback')}")
     code_fp = hashlib.sha256(f"sql\0{normalised}\0{config}".encode()).hexdigest()
     return SqlAnalysis(header.description, header.annotations, refs, code_fp)
 
