@@ -36,6 +36,7 @@ class BuildOutcome:
     seconds: float
     warnings: list[str] = field(default_factory=list)
     partitions: dict[str, str] | None = None  # what a partition-wise sink wrote
+    detail: str = ""  # what an incremental build processed
 
 
 def build_node(
@@ -50,6 +51,7 @@ def build_node(
     previous_columns: list[tuple[str, str]] | None = None,
     previous_partitions: dict[str, str] | None = None,
     rebuild: bool = False,
+    upstream_identity: Mapping[str, str] | None = None,
 ) -> BuildOutcome:
     """Build ``node`` into ``physical`` (or write the sink); raise a HeadwaterError on failure."""
     t0 = time.perf_counter()
@@ -69,6 +71,23 @@ def build_node(
         src_stats = engine.stats(physical)
         return BuildOutcome(src_stats.rows, src_stats, time.perf_counter() - t0,
                             warnings=res.warnings)
+    if isinstance(node, SqlNode) and node.incremental is not None:
+        from headwater.incremental_build import build_incremental
+        from headwater.project.sql import render_for_engine
+
+        def render(refs: Mapping[str, Any]) -> str:
+            return render_for_engine(node.sql, dialect, dict(refs), engine.dialect)
+
+        try:
+            inc = build_incremental(node, engine, physical, upstream_physical,
+                                    upstream_identity or {}, render, rebuild=rebuild)
+        except HeadwaterError:
+            raise
+        except Exception as exc:
+            raise _sql_error(node, exc, dialect) from None
+        inc_stats = engine.stats(physical)
+        return BuildOutcome(inc_stats.rows, inc_stats, time.perf_counter() - t0,
+                            detail=inc.summary)
     if isinstance(node, SqlNode):
         _build_sql(node, engine, physical, upstream_physical, dialect)
     elif isinstance(node, PythonNode):

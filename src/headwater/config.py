@@ -10,12 +10,24 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
 
 from headwater.errors import ProjectError, caret_snippet, did_you_mean
+from headwater.schedule.cron import check_cron
+from headwater.schedule.timeutil import check_timezone
+from headwater.schedule.windows import check_window
 
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -30,6 +42,66 @@ class DuckDBSettings(StrictModel):
     threads: int | None = None
 
 
+def _checked(check: Callable[[Any], Any], kind: str) -> Callable[[Any], Any]:
+    """A pydantic validator from a ``check`` raising ValueError; the message is kept as is."""
+
+    def validator(value: Any) -> Any:
+        try:
+            check(value)
+        except ValueError as exc:
+            raise PydanticCustomError(kind, str(exc)) from None
+        return value
+
+    return validator
+
+
+def _seconds(value: Any) -> Any:
+    from headwater.schedule.timeutil import parse_seconds
+
+    if isinstance(value, str):
+        try:
+            return parse_seconds(value)
+        except ValueError as exc:
+            raise PydanticCustomError("duration", str(exc)) from None
+    return value
+
+
+CronText = Annotated[str, AfterValidator(_checked(check_cron, "cron"))]
+TimeZoneName = Annotated[str, AfterValidator(_checked(check_timezone, "timezone"))]
+WindowText = Annotated[str, AfterValidator(_checked(check_window, "window"))]
+Seconds = Annotated[float, BeforeValidator(_seconds), Field(ge=0)]
+
+
+class ScheduleConfig(StrictModel):
+    """One ``[[schedules]]`` entry: when to run what (see ``headwater.schedule``)."""
+
+    cron: CronText
+    timezone: TimeZoneName | None = None  # default: the project's `timezone`
+    name: str | None = None
+    select: str | list[str] | None = None
+    exclude: str | list[str] | None = None
+    full_refresh: bool = False
+    on_overlap: Literal["wait", "skip"] = "wait"
+    retries: int | None = Field(default=None, ge=0)
+    retry_delay: Seconds | None = None
+
+
+class NotifyConfig(StrictModel):
+    """``[notify]``: a webhook POSTed when a scheduled run fails after its retries."""
+
+    url: str
+    on: list[Literal["failure", "success"]] = ["failure"]
+    timeout: Seconds = 10.0
+    retries: int = Field(default=3, ge=0)
+
+
+class RetryPolicy(StrictModel):
+    """``[node_retries.NAME]``: one node's own retries, over the project's."""
+
+    retries: int | None = Field(default=None, ge=0)
+    retry_delay: Seconds | None = None
+
+
 class ProjectConfig(StrictModel):
     """``headwater.toml``."""
 
@@ -39,6 +111,13 @@ class ProjectConfig(StrictModel):
     threads: int | None = Field(default=None, ge=1)
     duckdb: DuckDBSettings = DuckDBSettings()
     description: str = ""
+    # scheduling (`headwater schedule`): see headwater.schedule for the TOML
+    timezone: TimeZoneName = "UTC"  # default zone of schedules and source windows
+    schedules: list[ScheduleConfig] = []
+    notify: NotifyConfig | None = None
+    retries: int = Field(default=0, ge=0)  # re-runs of a failed node (and its downstream)
+    retry_delay: Seconds = 60.0  # before the first retry; doubles on each further one
+    node_retries: dict[str, RetryPolicy] = {}
 
 
 class NodeConfig(StrictModel):

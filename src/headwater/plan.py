@@ -35,6 +35,7 @@ class NodePlan:
     physical: str | None = None
     pending: bool = False  # fingerprint depends on upstreams built in this run
     rebuild: bool = False  # drop an appendable table and load it from scratch
+    incremental: bool = False  # updated in place; runs when upstream content changed
     data_fp: str | None = None
     upstream: dict[str, str] = field(default_factory=dict)
 
@@ -81,10 +82,13 @@ def build_plan(
     chosen = set(selected)
     forced = set(force)
     ident: dict[str, str | None] = {}
+    struct: dict[str, str] = {}  # code-only fingerprints: what incremental tables are keyed by
     out: list[NodePlan] = []
     for name in project.graph.order():
         node = project.nodes[name]
         pub = published.get(name)
+        struct[name] = combine(node.kind, node.code_fp,
+                               {u: struct[u] for u in project.graph.upstream[name]})
         if name not in chosen:
             ident[name] = identity_of(pub, physical)
             continue
@@ -105,6 +109,14 @@ def build_plan(
         if isinstance(node, SourceNode):
             data_fp = (data_fps or {}).get(name) or source_data_fps(project, [name])[name]
         pending_up = [u for u in ups if u in chosen and ident.get(u) is None]
+        if getattr(node, "incremental", None) is not None:
+            plan = decide_incremental(node, struct[name], pub, physical, ident, pending_up,
+                                      forced=name in forced, root=project.root)
+            out.append(plan)
+            info = physical.get(plan.physical or "")
+            ident[name] = None if plan.action == "run" else (
+                (info.content_fp if info else None) or plan.fingerprint)
+            continue
         if pending_up:
             out.append(NodePlan(name, node.kind, "run", f"upstream {pending_up[0]} changed",
                                 pending=True, data_fp=data_fp))
@@ -160,6 +172,41 @@ def decide(
         when = physical[phys].created_at[:19].replace("T", " ")
         return plan("publish", f"reusing the build of {when} (same code and inputs)")
     return plan("run", why(node, pub, upstream, data_fp, root))
+
+
+def decide_incremental(
+    node: Node,
+    fp: str,
+    pub: Published | None,
+    physical: Mapping[str, PhysicalInfo],
+    ident: Mapping[str, str | None],
+    pending_up: list[str],
+    *,
+    forced: bool,
+    root: Path,
+) -> NodePlan:
+    """An incremental transform keeps one table per code version and updates it in place."""
+    phys = physical_name(node.name, fp)
+    ups = [r.name for r in node.refs]
+    upstream = {u: ident.get(u) or "" for u in dict.fromkeys(ups)}
+
+    def plan(action: Action, reason: str, **kw: Any) -> NodePlan:
+        # pending: the upstream identities recorded after the run are known only then
+        return NodePlan(node.name, node.kind, action, reason, fingerprint=fp, physical=phys,
+                        upstream=upstream, incremental=True,
+                        pending=bool(pending_up) and action == "run", **kw)
+
+    if forced:
+        return plan("run", "forced (rebuilt from scratch)", rebuild=True)
+    if phys not in physical:
+        return plan("run", why(node, pub, upstream, None, root) + " (full build)")
+    if pending_up:
+        return plan("run", f"upstream {pending_up[0]} changed (incremental)")
+    if pub is not None and pub.fingerprint == fp and pub.upstream == upstream:
+        return plan("skip", "up to date")
+    changed = [u for u in upstream if pub is None or pub.upstream.get(u) != upstream[u]]
+    what = f"upstream {changed[0]} changed" if changed else "new environment"
+    return plan("run", f"{what} (incremental)")
 
 
 def decide_appendable(

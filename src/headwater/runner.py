@@ -194,6 +194,17 @@ class Runner:
         node = self.project.nodes[np.name]
         ups = self.project.graph.upstream[np.name]
         upstream = {u: self.identities.get(u, "") for u in ups}
+        if np.incremental:
+            pub = self.published.get(np.name)
+            np.upstream, np.pending = upstream, False
+            rebuilt = [u for u in ups
+                       if self._results.get(u) and self._results[u].status == "executed"]
+            if (not np.rebuild and pub is not None and pub.fingerprint == np.fingerprint
+                    and pub.upstream == upstream and np.physical in self.physical_info):
+                np.action = "skip"
+                np.reason = (f"upstream {rebuilt[0]} rebuilt, output unchanged" if rebuilt
+                             else "up to date")
+            return
         fp = combine(node.kind, node.code_fp, upstream, np.data_fp or "")
         np.fingerprint, np.upstream, np.pending = fp, upstream, False
         np.physical = None if node.kind == "sink" else physical_name(np.name, fp)
@@ -230,6 +241,7 @@ class Runner:
                 self.state.sink_partitions(self.env, np.name) if node.kind == "sink" else None
             ),
             rebuild=np.rebuild,
+            upstream_identity={u: self.identities.get(u, "") for u in ups},
         )
 
     def _complete(self, np: NodePlan, fut: Future[BuildOutcome], started: float, at: str) -> None:
@@ -258,7 +270,8 @@ class Runner:
         if outcome.partitions is not None:
             self.state.set_sink_partitions(self.env, np.name, outcome.partitions)
         self._publish(np, outcome)
-        self._finish(np, NodeResult(np.name, np.kind, "executed", np.reason,
+        reason = f"{np.reason}: {outcome.detail}" if outcome.detail else np.reason
+        self._finish(np, NodeResult(np.name, np.kind, "executed", reason,
                                     rows=outcome.rows, seconds=outcome.seconds,
                                     warnings=outcome.warnings), at)
 

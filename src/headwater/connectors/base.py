@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from headwater.config import NodeConfig
+from headwater.config import NodeConfig, Seconds, TimeZoneName, WindowText
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -30,6 +30,12 @@ class SourceConfig(NodeConfig):
     on_bad_rows: Literal["fail", "quarantine"] = "fail"
     retries: int = Field(default=3, ge=0)
     retry_delay: float = Field(default=1.0, ge=0)
+    # Scheduling (headwater.schedule). Excluded from dumps, hence from the source's
+    # fingerprints: when a source may be read does not change what it holds.
+    window: WindowText | None = Field(default=None, exclude=True)
+    window_timezone: TimeZoneName | None = Field(default=None, exclude=True)
+    trigger: Literal["new_data"] | None = Field(default=None, exclude=True)
+    poll_interval: Seconds = Field(default=60.0, gt=0, exclude=True)
 
 
 class SinkConfig(NodeConfig):

@@ -1,20 +1,45 @@
-"""Local files: a glob of CSV, Parquet or NDJSON in; Parquet or CSV out.
+"""Files, local or on S3: a glob of CSV/TSV, Parquet or (ND)JSON in; Parquet, CSV or NDJSON out.
 
 Reading goes through an in-memory DuckDB (its readers infer and unify schemas
-across files and are fast); writing through pyarrow into a temporary file that
-replaces the target only when complete.
+across files, decompress gzip/zstd and are fast). ``s3://`` objects are first
+downloaded to a temporary folder with boto3 (see ``headwater.connectors.s3``);
+DuckDB's httpfs extension is never needed.
+
+Bad rows (``on_bad_rows``): with ``"fail"`` the first unparsable CSV or NDJSON
+line is an error naming the file and line; with ``"quarantine"`` bad lines are
+skipped and :meth:`FilesSource.rejects` returns them (location ``file:line``,
+reason, raw text). For CSV that is DuckDB's ``store_rejects``; NDJSON lines are
+checked in Python before DuckDB reads the good ones.
+
+Writing goes through pyarrow (Parquet, CSV) or DuckDB (NDJSON) into a temporary
+file that replaces the target only when complete (an S3 upload is atomic per
+object). ``partition_by`` writes one file per value, Hive style
+(``path/column=value/part.parquet``); ``mode = "sync"`` rewrites only the
+partitions whose content changed since the last write and deletes the ones
+that vanished.
 """
 
 from __future__ import annotations
 
+import codecs
 import glob as globmod
 import hashlib
+import json
 import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from urllib.parse import quote, unquote
+
+from pydantic import field_validator
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from headwater.connectors.s3 import S3, S3Object
 
 from headwater.connectors.base import (
     SinkConfig,
@@ -24,19 +49,94 @@ from headwater.connectors.base import (
     SourceConfig,
     SourceConnector,
 )
+from headwater.connectors.s3 import S3Settings, is_s3, split_url
 from headwater.errors import ConnectorError
 
-FORMATS = ("csv", "parquet", "ndjson")
-_EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".ndjson": "ndjson",
-               ".jsonl": "ndjson", ".json": "ndjson"}
+FORMATS = ("csv", "tsv", "parquet", "ndjson", "json")
+_EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".parquet": "parquet",
+               ".pq": "parquet", ".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "json"}
+_COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+# encodings DuckDB's CSV reader handles itself; anything else is transcoded in Python
+_DUCKDB_ENCODINGS = {"utf-8": "utf-8", "utf-16": "utf-16", "iso8859-1": "latin-1"}
+_TYPE_TEXT = re.compile(r"^[A-Za-z][A-Za-z0-9_ ,()\[\]]*$")
+_BATCH_ROWS = 256_000
+_HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 
 
-class FilesSourceConfig(SourceConfig):
+def _split_compression(name: str) -> tuple[str, str | None]:
+    """``a.csv.gz`` -> (``a.csv``, ``gzip``)."""
+    lower = name.lower()
+    for ext, comp in _COMPRESSIONS.items():
+        if lower.endswith(ext):
+            return name[: -len(ext)], comp
+    return name, None
+
+
+def _file_format(name: str) -> str | None:
+    base, _ = _split_compression(name)
+    return _EXTENSIONS.get(os.path.splitext(base)[1].lower())
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def _key_error(
+    message: str, config_path: Path, key: str, hint: str | None = None
+) -> ConnectorError:
+    """A ConnectorError pointing at ``key = ...`` in the connector's TOML file."""
+    from headwater.config import value_position
+    from headwater.errors import caret_snippet
+
+    text = _read_text(config_path)
+    line, col = value_position(text, key) if text else (None, None)
+    return ConnectorError(
+        message,
+        path=config_path,
+        line=line,
+        column=col,
+        snippet=caret_snippet(text, line, col) if line else None,
+        hint=hint,
+    )
+
+
+class _Scratch:
+    """A temporary folder made on first use, removed by ``cleanup``."""
+
+    def __init__(self) -> None:
+        self._dir: Path | None = None
+        self._n = 0
+
+    def path(self, name: str) -> Path:
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix="headwater-files-"))
+        self._n += 1
+        sub = self._dir / str(self._n)
+        sub.mkdir()
+        return sub / name
+
+    def cleanup(self) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+
+# -- source -------------------------------------------------------------------------------
+
+
+class FilesSourceConfig(SourceConfig, S3Settings):
     type: Literal["files"] = "files"
     path: str
-    format: Literal["csv", "parquet", "ndjson"] | None = None
+    format: Literal["csv", "tsv", "parquet", "ndjson", "json"] | None = None
+    compression: Literal["auto", "none", "gzip", "zstd"] = "auto"
     delimiter: str | None = None
     header: bool = True
+    encoding: str = "utf-8"
+    date_format: str | None = None
+    timestamp_format: str | None = None
     columns: dict[str, str] = {}
 
 
@@ -45,7 +145,28 @@ class FilesSource(SourceConnector):
     Config = FilesSourceConfig
     config: FilesSourceConfig
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rejects: pa.Table | None = None
+        self._s3: S3 | None = None
+        # an error raised while the reader was consumed (see _stream_failed)
+        self.stream_error: ConnectorError | None = None
+
+    # -- which files ----------------------------------------------------------------------
+
+    @property
+    def on_s3(self) -> bool:
+        return is_s3(self.config.path)
+
+    def s3(self) -> S3:
+        if self._s3 is None:
+            from headwater.connectors.s3 import S3
+
+            self._s3 = S3(self.config, who=f"source {self.name!r}", config_path=self.config_path)
+        return self._s3
+
     def files(self) -> list[Path]:
+        """The local files the glob matches (sorted); an error when there are none."""
         pattern = self.config.path
         full = pattern if os.path.isabs(pattern) else str(self.root / pattern)
         found = sorted(Path(p) for p in globmod.glob(full, recursive=True) if os.path.isfile(p))
@@ -53,15 +174,29 @@ class FilesSource(SourceConnector):
             raise self._no_files(pattern, full)
         return found
 
-    def _no_files(self, pattern: str, full: str) -> ConnectorError:
-        from headwater.config import value_position
-        from headwater.errors import caret_snippet
+    def objects(self) -> list[S3Object]:
+        """The S3 objects the ``s3://`` glob matches (sorted by key); an error when none."""
+        s3 = self.s3()
+        url = self.config.path
+        found = s3.glob(url)
+        if not found:
+            bucket, key = split_url(url)
+            cut = min([key.index(c) for c in "*?[" if c in key] or [len(key)])
+            prefix = key[:cut].rsplit("/", 1)[0] + "/" if "/" in key[:cut] else ""
+            near = [o.key for _, o in zip(range(5), s3.list_prefix(bucket, prefix), strict=False)]
+            seen = (
+                f"objects under s3://{bucket}/{prefix} include: {', '.join(near)}"
+                if near else f"there is nothing under s3://{bucket}/{prefix}"
+            )
+            raise _key_error(
+                f"source {self.name!r}: path {url!r} matches no objects",
+                self.config_path,
+                "path",
+                hint=f"{seen}; fix the glob (e.g. \"s3://bucket/data/*.csv\") or upload the data",
+            )
+        return found
 
-        try:
-            text = self.config_path.read_text("utf-8")
-        except (OSError, UnicodeDecodeError):
-            text = ""
-        line, col = value_position(text, "path") if text else (None, None)
+    def _no_files(self, pattern: str, full: str) -> ConnectorError:
         base = Path(full)
         while globmod.has_magic(str(base)) and base != base.parent:
             base = base.parent
@@ -73,33 +208,37 @@ class FilesSource(SourceConnector):
         else:
             why = ""
         where = "relative to the project folder" if not os.path.isabs(pattern) else "absolute"
-        return ConnectorError(
+        return _key_error(
             f"source {self.name!r}: path {pattern!r} matches no files",
-            path=self.config_path,
-            line=line,
-            column=col,
-            snippet=caret_snippet(text, line, col) if line else None,
+            self.config_path,
+            "path",
             hint=f"{why}fix the glob ({where}, e.g. \"data/*.csv\") or add the data files",
         )
 
-    def format(self, files: list[Path]) -> str:
+    def _display(self, f: Path) -> str:
+        return str(f.relative_to(self.root)) if f.is_relative_to(self.root) else str(f)
+
+    def format(self, name: str) -> str:
+        """The configured format, or the one ``name``'s extension says."""
         if self.config.format:
             return self.config.format
-        fmt = _EXTENSIONS.get(files[0].suffix.lower())
+        fmt = _file_format(name)
         if fmt is None:
-            raise ConnectorError(
-                f"source {self.name!r}: cannot tell the format of {files[0].name}",
-                path=self.config_path,
-                hint='set format = "csv" | "parquet" | "ndjson"',
+            raise _key_error(
+                f"source {self.name!r}: cannot tell the format of {name}",
+                self.config_path,
+                "path",
+                hint='set format = "csv" | "tsv" | "parquet" | "ndjson" | "json"',
             )
         return fmt
 
     def data_fingerprint(self) -> str:
         """Paths and content digests of every file, plus the config.
 
-        A file's digest is recomputed only when its size or modification time
-        changed (``hash_cache`` remembers the rest), so touching a file or
-        re-delivering identical content is not a change.
+        A local file's digest is recomputed only when its size or modification
+        time changed (``hash_cache`` remembers the rest), so touching a file or
+        re-delivering identical content is not a change. An S3 object's digest
+        is its ETag, from one listing.
         """
         h = hashlib.sha256(self.config.model_dump_json().encode())
         for rel, digest in self.partitions():
@@ -107,7 +246,9 @@ class FilesSource(SourceConnector):
         return h.hexdigest()
 
     def partitions(self) -> list[tuple[str, str]]:
-        """Each file (relative path) with its content digest."""
+        """Each file (relative path, or ``s3://`` URL) with its content digest (or ETag)."""
+        if self.on_s3:
+            return [(o.url, o.etag) for o in self.objects()]
         out = []
         for f in self.files():
             st = f.stat()
@@ -119,36 +260,402 @@ class FilesSource(SourceConnector):
                 digest = _file_digest(f)
                 if self.hash_cache is not None:
                     self.hash_cache[key] = (st.st_size, st.st_mtime_ns, digest)
-            rel = str(f.relative_to(self.root)) if f.is_relative_to(self.root) else key
-            out.append((rel, digest))
+            out.append((self._display(f), digest))
         return out
 
+    def rejects(self) -> pa.Table | None:
+        """Lines the last ``read`` skipped (``on_bad_rows = "quarantine"``), once it is consumed."""
+        return self._rejects
+
+    # -- reading --------------------------------------------------------------------------
+
     def read(self, since: Any | None = None) -> pa.RecordBatchReader:
+        """All rows of all matched files (``since`` is ignored: files sources are full loads)."""
+        import duckdb
+        import pyarrow as pa
+
+        self._rejects = None
+        self.stream_error = None
+        scratch = _Scratch()
+        con: Any = None
+        try:
+            inputs = self._inputs(scratch)
+            fmt = self.format(inputs[0][1])
+            if fmt == "parquet" and self.config.compression not in ("auto", "none"):
+                raise _key_error(
+                    f"source {self.name!r}: compression does not apply to Parquet files",
+                    self.config_path, "compression",
+                    hint="Parquet compresses inside the file; remove the compression key",
+                )
+            types = self._types()
+            inputs, compression, encoding, early_rejects = self._prepare(inputs, fmt, scratch)
+            quarantine = self.config.on_bad_rows == "quarantine"
+            # DuckDB's reject store also makes its CSV sniffer tolerate a few bad lines
+            # (without it one over-long line can turn the file into a single column),
+            # so it is on in both modes; "fail" raises on the first stored reject.
+            store_rejects = fmt in ("csv", "tsv")
+            shown = {str(p): d for p, d in inputs}
+            sql, params = self._query(fmt, [str(p) for p, _ in inputs], compression, encoding,
+                                      types, store_rejects=store_rejects)
+            con = duckdb.connect()
+            try:
+                rel = con.sql(sql, params=params)
+                if types:
+                    missing = [c for c in types if c not in rel.columns]
+                    if missing:
+                        raise _key_error(
+                            f"source {self.name!r}: columns: no column {', '.join(missing)} "
+                            "in the data",
+                            self.config_path, "columns",
+                            hint=f"the files have: {', '.join(rel.columns)}",
+                        )
+                    if fmt not in ("csv", "tsv"):  # the CSV reader applies them itself
+                        casts = ", ".join(f"CAST({_q(c)} AS {t}) AS {_q(c)}"
+                                          for c, t in types.items())
+                        rel = con.sql(f"SELECT * REPLACE ({casts}) FROM ({sql})", params=params)
+                reader = rel.to_arrow_reader(_BATCH_ROWS)
+            except duckdb.Error as exc:
+                raise self._read_error(exc, fmt, inputs, compression) from None
+        except BaseException:
+            if con is not None:
+                con.close()
+            scratch.cleanup()
+            raise
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                try:
+                    yield from reader
+                except (duckdb.Error, pa.ArrowException, OSError) as exc:
+                    raise self._stream_failed(
+                        self._read_error(exc, fmt, inputs, compression)
+                    ) from None
+                rows = early_rejects + (_duckdb_rejects(con, shown) if store_rejects else [])
+                if quarantine:
+                    self._rejects = _rejects_table(rows)
+                elif rows:
+                    raise self._stream_failed(self._bad_row_error(*rows[0]))
+            finally:
+                con.close()
+                scratch.cleanup()
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+    def _inputs(self, scratch: _Scratch) -> list[tuple[Path, str]]:
+        """(local file, name to show) for every file to read; S3 objects are downloaded."""
+        if not self.on_s3:
+            return [(f, self._display(f)) for f in self.files()]
+        s3 = self.s3()
+        out = []
+        for obj in self.objects():
+            dest = scratch.path(obj.key.rsplit("/", 1)[-1] or "object")
+            s3.download(obj, dest)
+            out.append((dest, obj.url))
+        return out
+
+    def _types(self) -> dict[str, str]:
+        """``columns`` with every type checked (and spelled the way DuckDB spells it)."""
         import duckdb
 
-        files = self.files()
-        fmt = self.format(files)
-        names = [str(f) for f in files]
-        con = duckdb.connect()
+        out = {}
+        for col, typ in self.config.columns.items():
+            try:
+                if not _TYPE_TEXT.match(typ):
+                    raise ValueError(typ)
+                out[col] = str(duckdb.sqltype(typ))
+            except (ValueError, duckdb.Error):
+                raise _key_error(
+                    f"source {self.name!r}: columns.{col}: {typ!r} is not a type",
+                    self.config_path, "columns",
+                    hint="use a DuckDB type: VARCHAR, BIGINT, DOUBLE, DECIMAL(18,2), DATE, "
+                    "TIMESTAMP, BOOLEAN ...",
+                ) from None
+        return out
+
+    def _compression_of(self, name: str) -> str | None:
+        c = self.config.compression
+        if c == "auto":
+            return _split_compression(name)[1]
+        return None if c == "none" else c
+
+    def _prepare(
+        self, inputs: list[tuple[Path, str]], fmt: str, scratch: _Scratch
+    ) -> tuple[list[tuple[Path, str]], str, str | None, list[tuple[str, str, str]]]:
+        """Transcode or line-check files in Python where DuckDB alone cannot.
+
+        Returns the files DuckDB reads, the compression and encoding to tell it
+        (None: UTF-8), and the lines already rejected (NDJSON in quarantine mode).
+        """
+        if fmt == "parquet":
+            return inputs, "auto", None, []
         try:
-            if fmt == "csv":
-                kwargs: dict[str, Any] = {"header": self.config.header}
-                if self.config.delimiter:
-                    kwargs["sep"] = self.config.delimiter
-                if self.config.columns:
-                    kwargs["dtype"] = self.config.columns
-                rel = con.read_csv(names, **kwargs)
-            elif fmt == "parquet":
-                rel = con.read_parquet(names)
-            else:
-                rel = con.read_json(names, format="newline_delimited")
-            return _OwningReader(rel.to_arrow_reader(256_000), con).reader
-        except duckdb.Error as exc:
-            con.close()
-            raise ConnectorError(
-                f"source {self.name!r}: cannot read {fmt} files: {exc}",
-                path=self.config_path,
+            encoding = codecs.lookup(self.config.encoding).name
+        except LookupError:
+            raise _key_error(
+                f"source {self.name!r}: unknown encoding {self.config.encoding!r}",
+                self.config_path, "encoding",
+                hint='e.g. "utf-8", "latin-1", "cp1252", "utf-16"',
             ) from None
+        transcode = encoding != "utf-8" and (
+            fmt not in ("csv", "tsv") or encoding not in _DUCKDB_ENCODINGS
+        )
+        check_lines = fmt == "ndjson" and self.config.on_bad_rows == "quarantine"
+        if not (transcode or check_lines):
+            native = _DUCKDB_ENCODINGS.get(encoding)
+            return inputs, self.config.compression, None if native == "utf-8" else native, []
+        out: list[tuple[Path, str]] = []
+        rejects: list[tuple[str, str, str]] = []
+        for src, shown in inputs:
+            base = _split_compression(src.name)[0] if self._compression_of(src.name) else src.name
+            dest = scratch.path(base)
+            with _open_text(src, self._compression_of(src.name), encoding, shown, self) as text, \
+                    open(dest, "w", encoding="utf-8", newline="") as sink:
+                if check_lines:
+                    for n, line in enumerate(text, 1):
+                        problem = _json_line_problem(line)
+                        if problem:
+                            rejects.append((f"{shown}:{n}", problem, line.rstrip("\r\n")))
+                        else:
+                            sink.write(line)
+                else:
+                    shutil.copyfileobj(text, sink, 1 << 20)
+            out.append((dest, shown))
+        return out, "none", None, rejects
+
+    def _query(
+        self,
+        fmt: str,
+        names: list[str],
+        compression: str,
+        encoding: str | None,
+        types: dict[str, str],
+        *,
+        store_rejects: bool,
+    ) -> tuple[str, dict[str, Any]]:
+        """DuckDB SQL reading ``names``; every config value is a bound parameter."""
+        cfg = self.config
+        opts: dict[str, Any] = {}
+        if fmt in ("csv", "tsv"):
+            func = "read_csv"
+            opts["header"] = cfg.header
+            delimiter = cfg.delimiter or ("\t" if fmt == "tsv" else None)
+            if delimiter:
+                opts["delim"] = delimiter
+            if types:
+                opts["types"] = types
+            if encoding:
+                opts["encoding"] = encoding
+            if store_rejects:
+                opts["store_rejects"] = True
+        elif fmt == "parquet":
+            func = "read_parquet"
+            opts["union_by_name"] = True
+        else:
+            func = "read_json"
+            opts["format"] = "newline_delimited" if fmt == "ndjson" else "auto"
+        if fmt != "parquet":
+            if cfg.date_format:
+                opts["dateformat"] = cfg.date_format
+            if cfg.timestamp_format:
+                opts["timestampformat"] = cfg.timestamp_format
+            if compression in ("none", "gzip", "zstd"):
+                opts["compression"] = compression
+        args = "".join(f", {k} = ${k}" for k in opts)
+        sql = f"SELECT * FROM {func}($files{args})"
+        return sql, {"files": names, **opts}
+
+    # -- errors ---------------------------------------------------------------------------
+
+    def _stream_failed(self, err: ConnectorError) -> ConnectorError:
+        """Remember an error raised while the reader is consumed.
+
+        The consumer (a DuckDB scan of the Arrow stream) reports only a text
+        version of it; the caller can re-raise :attr:`stream_error` instead.
+        """
+        self.stream_error = err
+        return err
+
+    def _bad_row_error(self, location: str, reason: str, raw: str) -> ConnectorError:
+        where, _, n = location.rpartition(":")
+        line = int(n)
+        # the original file (what is read may be a downloaded or transcoded copy)
+        local = None if self.on_s3 else (
+            Path(where) if Path(where).is_absolute() else self.root / where)
+        col = re.search(r'converting column "([^"]+)"', reason)
+        if col:
+            fix = f'set columns = {{ {col.group(1)} = "VARCHAR" }} to read it as text, '
+        elif "unicode" in reason.lower() or "utf-8" in reason.lower():
+            fix = 'set encoding = "..." to the file\'s encoding (e.g. "cp1252", "latin-1"), '
+        else:
+            fix = ""
+        return ConnectorError(
+            f"source {self.name!r}: bad row in {where} line {line}: {reason}",
+            path=local,
+            line=line if local else None,
+            snippet=f"{line:>4} | {raw[:300]}",
+            hint=f"{fix}fix the line, or set on_bad_rows = \"quarantine\" in "
+            f"{self.config_path.name} to load the good rows and keep the bad ones in "
+            f"{self.name}__rejected",
+        )
+
+    def _read_error(
+        self, exc: Exception, fmt: str, inputs: list[tuple[Path, str]], compression: str
+    ) -> ConnectorError:
+        """The most useful error for a failed read: the first bad line when one is to blame."""
+        if fmt in ("ndjson", "json"):
+            bad = self._first_bad_json_line(inputs, compression)
+            if bad is not None:
+                return self._bad_row_error(*bad)
+        text = str(exc).strip()
+        msg = text.splitlines()[0] if text else type(exc).__name__
+        for p, d in {str(p): d for p, d in inputs}.items():
+            msg = msg.replace(p, d)
+        if "Error when sniffing file" in msg:
+            hint = ("check format, delimiter, encoding and compression (set them if they "
+                    "cannot be guessed from the file name)")
+        elif "COLUMN_TYPES" in msg:
+            hint = "every column named in `columns` must exist in the files"
+        elif "Could not convert" in msg or "Conversion Error" in msg:
+            hint = "fix the data, or change the type given in `columns`"
+        else:
+            hint = None
+        return ConnectorError(
+            f"source {self.name!r}: cannot read {fmt} files: {msg}",
+            path=self.config_path,
+            hint=hint,
+        )
+
+    def _first_bad_json_line(
+        self, inputs: list[tuple[Path, str]], compression: str
+    ) -> tuple[str, str, str] | None:
+        """(file:line, reason, raw) of the first line of NDJSON that is not a JSON object."""
+        for path, shown in inputs:
+            comp = _split_compression(path.name)[1] if compression == "auto" else (
+                None if compression == "none" else compression)
+            with _open_text(path, comp, "utf-8", shown, self) as text:
+                started = False
+                for n, line in enumerate(text, 1):
+                    if not started and line.strip():
+                        started = True
+                        if line.lstrip().startswith("["):  # one JSON document, not lines
+                            break
+                    problem = _json_line_problem(line)
+                    if problem:
+                        return f"{shown}:{n}", problem, line.rstrip("\r\n")
+        return None
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _json_line_problem(line: str) -> str | None:
+    """Why an NDJSON line is not a record, or None (blank lines are fine)."""
+    if not line.strip():
+        return None
+    try:
+        value = json.loads(line)
+    except ValueError as exc:
+        return f"invalid JSON: {exc}"
+    if not isinstance(value, dict):
+        return f"not a JSON object (a {type(value).__name__})"
+    return None
+
+
+class _open_text:  # noqa: N801 - used like open()
+    """A (decompressed, decoded) text stream over a file, errors as ConnectorErrors."""
+
+    def __init__(
+        self, path: Path, compression: str | None, encoding: str, shown: str, owner: FilesSource
+    ) -> None:
+        self.path, self.compression, self.encoding = path, compression, encoding
+        self.shown, self.owner = shown, owner
+        self._raw: BinaryIO | None = None
+
+    def __enter__(self) -> Any:
+        import io
+
+        raw: Any = open(self.path, "rb")  # noqa: SIM115 - closed in __exit__
+        if self.compression == "gzip":
+            import gzip
+
+            raw = gzip.GzipFile(fileobj=raw, mode="rb")
+        elif self.compression == "zstd":
+            try:
+                import zstandard
+            except ImportError:
+                raw.close()
+                raise ConnectorError(
+                    f"source {self.owner.name!r}: decompressing {self.shown} in Python needs "
+                    "the zstandard package (for this encoding or on_bad_rows setting)",
+                    path=self.owner.config_path,
+                    hint="pip install zstandard",
+                ) from None
+            raw = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
+        self._raw = raw
+        return _ErrorsAsConnector(
+            io.TextIOWrapper(raw, encoding=self.encoding, newline=""), self.shown, self.owner
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        if self._raw is not None:
+            self._raw.close()
+
+
+class _ErrorsAsConnector:
+    """Wraps a text stream so decoding/decompression errors name the file."""
+
+    def __init__(self, stream: Any, shown: str, owner: FilesSource) -> None:
+        self.stream, self.shown, self.owner = stream, shown, owner
+
+    def _fail(self, exc: Exception) -> ConnectorError:
+        return ConnectorError(
+            f"source {self.owner.name!r}: cannot read {self.shown}: {exc}",
+            path=self.owner.config_path,
+            hint="check the encoding and compression settings",
+        )
+
+    def read(self, n: int = -1) -> str:
+        try:
+            return str(self.stream.read(n))
+        except (UnicodeDecodeError, OSError, EOFError, ValueError) as exc:
+            raise self._fail(exc) from None
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            yield from self.stream
+        except (UnicodeDecodeError, OSError, EOFError, ValueError) as exc:
+            raise self._fail(exc) from None
+
+
+def _duckdb_rejects(
+    con: Any, shown: dict[str, str], limit: int | None = None
+) -> list[tuple[str, str, str]]:
+    """(file:line, reason, raw line) of DuckDB's ``store_rejects`` tables, one per bad line."""
+    sql = """
+        SELECT s.file_path, e.line,
+               string_agg(e.error_message, '; ' ORDER BY e.column_idx) AS reason,
+               any_value(e.csv_line) AS raw
+        FROM reject_errors e
+        JOIN reject_scans s ON e.scan_id = s.scan_id AND e.file_id = s.file_id
+        GROUP BY s.file_path, e.file_id, e.line
+        ORDER BY e.file_id, e.line
+    """
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    rows = con.execute(sql).fetchall()
+    return [(f"{shown.get(f, f)}:{line}", str(reason), str(raw or "")) for f, line, reason, raw
+            in rows]
+
+
+def _rejects_table(rows: list[tuple[str, str, str]]) -> pa.Table:
+    import pyarrow as pa
+
+    return pa.table({
+        "location": pa.array([r[0] for r in rows], pa.string()),
+        "reason": pa.array([r[1] for r in rows], pa.string()),
+        "raw": pa.array([r[2] for r in rows], pa.string()),
+    })
 
 
 def _file_digest(path: Path) -> str:
@@ -156,62 +663,81 @@ def _file_digest(path: Path) -> str:
         return hashlib.file_digest(f, "blake2b").hexdigest()[:32]
 
 
-class _OwningReader:
-    """Keeps the DuckDB connection alive for as long as the reader is used."""
-
-    def __init__(self, reader: pa.RecordBatchReader, con: object) -> None:
-        self._con = con
-
-        def batches() -> object:
-            try:
-                yield from reader
-            finally:
-                self._con.close()  # type: ignore[attr-defined]
-
-        import pyarrow as pa
-
-        self.reader = pa.RecordBatchReader.from_batches(reader.schema, batches())
+# -- sink ---------------------------------------------------------------------------------
 
 
-class FilesSinkConfig(SinkConfig):
+_SINK_EXTENSIONS = {"parquet": "parquet", "csv": "csv", "ndjson": "ndjson"}
+
+
+class FilesSinkConfig(SinkConfig, S3Settings):
     type: Literal["files"] = "files"
     path: str
-    format: Literal["parquet", "csv"] | None = None
+    format: Literal["parquet", "csv", "ndjson"] | None = None
+    partition_by: str | None = None
+    mode: Literal["overwrite", "sync"] = "overwrite"
+
+    @field_validator("mode")
+    @classmethod
+    def _sync_needs_partitions(cls, mode: str, info: Any) -> str:
+        if mode == "sync" and not info.data.get("partition_by"):
+            raise ValueError('mode = "sync" needs partition_by = "column"')
+        return mode
 
 
 class FilesSink(SinkConnector):
+    """Writes a node to one file, or one file per partition value (Hive style)."""
+
     type = "files"
     Config = FilesSinkConfig
     config: FilesSinkConfig
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._s3: S3 | None = None
+
+    @property
+    def on_s3(self) -> bool:
+        return is_s3(self.config.path)
+
+    def s3(self) -> S3:
+        if self._s3 is None:
+            from headwater.connectors.s3 import S3
+
+            self._s3 = S3(self.config, who=f"sink {self.name!r}", config_path=self.config_path)
+        return self._s3
 
     def target(self) -> Path:
         p = Path(self.config.path)
         return p if p.is_absolute() else self.root / p
 
+    def fmt(self) -> str:
+        if self.config.format:
+            return self.config.format
+        if self.config.partition_by:
+            return "parquet"
+        name = self.config.path.lower()
+        if name.endswith(".csv"):
+            return "csv"
+        if name.endswith((".ndjson", ".jsonl", ".json")):
+            return "ndjson"
+        return "parquet"
+
     def write(self, data: SinkInput) -> SinkResult:
-        return SinkResult(self._write(data.reader()))
+        if self.config.partition_by:
+            return self._write_partitions(data, self.config.partition_by)
+        if self.on_s3:
+            return SinkResult(self._upload(data.reader(), self.config.path))
+        return SinkResult(self._write_local(data.reader(), self.target()))
 
-    def _write(self, data: pa.RecordBatchReader) -> int:
-        target = self.target()
-        fmt = self.config.format or ("csv" if target.suffix.lower() == ".csv" else "parquet")
-        target.parent.mkdir(parents=True, exist_ok=True)
+    # -- one file -------------------------------------------------------------------------
+
+    def _write_local(
+        self, data: pa.RecordBatchReader, target: Path, drop: str | None = None
+    ) -> int:
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        rows = 0
         try:
-            if fmt == "parquet":
-                import pyarrow.parquet as pq
-
-                with pq.ParquetWriter(tmp, data.schema) as writer:
-                    for batch in data:
-                        writer.write_batch(batch)
-                        rows += batch.num_rows
-            else:
-                import pyarrow.csv as pacsv
-
-                with pacsv.CSVWriter(tmp, data.schema) as writer:
-                    for batch in data:
-                        writer.write_batch(batch)
-                        rows += batch.num_rows
+            target.parent.mkdir(parents=True, exist_ok=True)
+            rows = _write_file(data, tmp, self.fmt(), drop)
             os.replace(tmp, target)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
@@ -219,4 +745,153 @@ class FilesSink(SinkConnector):
                 f"sink {self.name!r}: cannot write {target}: {exc.strerror or exc}",
                 path=self.config_path,
             ) from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return rows
+
+    def _upload(self, data: pa.RecordBatchReader, url: str, drop: str | None = None) -> int:
+        scratch = _Scratch()
+        try:
+            tmp = scratch.path(url.rsplit("/", 1)[-1] or "part")
+            try:
+                rows = _write_file(data, tmp, self.fmt(), drop)
+            except OSError as exc:
+                raise ConnectorError(
+                    f"sink {self.name!r}: cannot write a temporary file for {url}: "
+                    f"{exc.strerror or exc}",
+                    path=self.config_path,
+                ) from None
+            self.s3().upload(tmp, url)
+            return rows
+        finally:
+            scratch.cleanup()
+
+    # -- partitions -----------------------------------------------------------------------
+
+    def _part_name(self, column: str, value: str) -> str:
+        folder = _HIVE_NULL if value == "None" else quote(value, safe=" -_.~+,@")
+        return f"{column}={folder}/part.{_SINK_EXTENSIONS[self.fmt()]}"
+
+    def _existing(self, column: str) -> dict[str, str]:
+        """Partition value -> file (path or URL) of the partitions already written."""
+        suffix = f"/part.{_SINK_EXTENSIONS[self.fmt()]}"
+        found: dict[str, str] = {}
+        if self.on_s3:
+            base = self.config.path.rstrip("/")
+            bucket, key = split_url(base)
+            prefix = f"{key}/{column}=" if key else f"{column}="
+            for obj in self.s3().list_prefix(bucket, prefix):
+                rest = obj.key[len(prefix):]
+                if rest.endswith(suffix) and "/" not in rest[: -len(suffix)]:
+                    found[_value_of(rest[: -len(suffix)])] = obj.url
+        else:
+            base_dir = self.target()
+            if base_dir.is_dir():
+                for d in base_dir.glob(f"{globmod.escape(column)}=*"):
+                    f = d / suffix[1:]
+                    if f.is_file():
+                        found[_value_of(d.name.split("=", 1)[1])] = str(f)
+        return found
+
+    def _write_partitions(self, data: SinkInput, column: str) -> SinkResult:
+        if column not in data.schema.names:
+            raise _key_error(
+                f"sink {self.name!r}: partition_by column {column!r} is not in "
+                f"{data.node} (columns: {', '.join(data.schema.names)})",
+                self.config_path, "partition_by",
+            )
+        fps = data.partition_fingerprints(column)
+        existing = self._existing(column)
+        previous = data.previous_partitions if self.config.mode == "sync" else {}
+        rows = 0
+        base = self.config.path.rstrip("/")
+        for value, fp in sorted(fps.items()):
+            if previous.get(value) == fp and value in existing:
+                continue  # unchanged since the last write, and still there
+            reader = self._partition_rows(data, column, value)
+            name = self._part_name(column, value)
+            if self.on_s3:
+                rows += self._upload(reader, f"{base}/{name}", drop=column)
+            else:
+                rows += self._write_local(reader, self.target() / name, drop=column)
+        stale = [where for value, where in existing.items() if value not in fps]
+        if stale:
+            self._delete(stale)
+        return SinkResult(rows, partitions=dict(fps))
+
+    def _partition_rows(self, data: SinkInput, column: str, value: str) -> pa.RecordBatchReader:
+        """The rows of one partition; "None" (how a NULL value is keyed) includes NULL rows."""
+        if value != "None":
+            return data.partition_reader(column, value)
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        reader = data.reader()
+        named = data.partition_reader(column, value)
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            for batch in reader:
+                nulls = batch.filter(pc.is_null(batch.column(column)))
+                if nulls.num_rows:
+                    yield nulls
+            yield from named
+
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+    def _delete(self, where: list[str]) -> None:
+        if self.on_s3:
+            self.s3().delete(where)
+            return
+        for f in where:
+            p = Path(f)
+            try:
+                p.unlink(missing_ok=True)
+                p.parent.rmdir()  # only when empty
+            except OSError:
+                pass
+
+
+def _value_of(folder: str) -> str:
+    return "None" if folder == _HIVE_NULL else unquote(folder)
+
+
+def _write_file(data: pa.RecordBatchReader, dest: Path, fmt: str, drop: str | None) -> int:
+    """Write ``data`` (less the column ``drop``) to ``dest``; the number of rows."""
+    import pyarrow as pa
+
+    schema = data.schema
+    if drop is not None:
+        schema = schema.remove(schema.get_field_index(drop))
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for batch in data:
+            yield batch.drop_columns([drop]) if drop is not None else batch
+
+    rows = 0
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        with pq.ParquetWriter(dest, schema) as writer:
+            for batch in batches():
+                writer.write_batch(batch)
+                rows += batch.num_rows
+    elif fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        with pacsv.CSVWriter(dest, schema) as writer:
+            for batch in batches():
+                writer.write_batch(batch)
+                rows += batch.num_rows
+    else:  # ndjson, through DuckDB: it writes every Arrow type as sensible JSON
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            con.register("__hw_sink", pa.RecordBatchReader.from_batches(schema, batches()))
+            row = con.execute("COPY __hw_sink TO $path (FORMAT json)", {"path": str(dest)})
+            result = row.fetchone()
+            rows = int(result[0]) if result else 0
+        finally:
+            con.close()
+    return rows

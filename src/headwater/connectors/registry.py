@@ -33,10 +33,11 @@ def _load_builtins_and_plugins() -> None:
     global _loaded_entry_points
     if _loaded_entry_points:
         return
-    from headwater.connectors import files
+    from headwater.connectors import files, http
 
     register(files.FilesSource)
     register(files.FilesSink)
+    register(http.HttpSource)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             register(ep.load())

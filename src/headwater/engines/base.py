@@ -10,6 +10,7 @@ Python transforms.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 INTERNAL_SCHEMA = "_hw"
+META_SCHEMA = "_hw_meta"  # bookkeeping that must commit with the data (windows, partitions)
 DEFAULT_ENV = "prod"
 
 
@@ -120,6 +122,18 @@ class Engine(ABC):
     @abstractmethod
     def query(self, sql: str, limit: int | None = None) -> pa.Table:
         """Run a read-only query against the published tables."""
+
+    @abstractmethod
+    def execute(self, sql: str, params: list[Any] | None = None) -> None:
+        """Run one statement written in DuckDB's dialect (transpiled if the engine differs)."""
+
+    @abstractmethod
+    def fetch(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        """Rows of one query written in DuckDB's dialect."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
+        """Everything inside commits together or not at all."""
 
     def native(self) -> Any:
         """The engine's own handle (a DuckDB connection, a SparkSession), for Python transforms."""

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from headwater.engines.base import INTERNAL_SCHEMA, Engine, TableStats, public_schema
+from headwater.engines.base import (
+    INTERNAL_SCHEMA,
+    META_SCHEMA,
+    Engine,
+    TableStats,
+    public_schema,
+)
 from headwater.errors import HeadwaterError
 
 
@@ -73,6 +81,15 @@ class DuckDBEngine(Engine):
             raise
         if not read_only:
             self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(INTERNAL_SCHEMA)}")
+            self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(META_SCHEMA)}")
+            self._con.execute(
+                f"CREATE TABLE IF NOT EXISTS {_q(META_SCHEMA)}.windows"
+                " (physical VARCHAR, label VARCHAR, fp VARCHAR)"
+            )
+            self._con.execute(
+                f"CREATE TABLE IF NOT EXISTS {_q(META_SCHEMA)}.partitions"
+                " (physical VARCHAR, part VARCHAR, digest VARCHAR)"
+            )
 
     def close(self) -> None:
         if self._con is not None:
@@ -163,6 +180,23 @@ class DuckDBEngine(Engine):
                 raise
         finally:
             cur.unregister(view)
+
+    def execute(self, sql: str, params: list[Any] | None = None) -> None:
+        self.con.execute(sql, params or [])
+
+    def fetch(self, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql, params or []).fetchall()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        cur = self.con
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
 
     def exists(self, physical: str) -> bool:
         return bool(self.con.execute(

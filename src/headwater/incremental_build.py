@@ -1,0 +1,231 @@
+"""Running an incremental SQL transform: decide the windows, then replace them in place.
+
+The physical table of an incremental node is updated in place; the bookkeeping
+(which input content each window was built from) lives in the warehouse
+(``_hw_meta.windows``) and is written in the same transaction as the rows, so a
+crash leaves both as they were and the next run redoes exactly what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from headwater.engines.base import INTERNAL_SCHEMA, META_SCHEMA, Engine
+from headwater.errors import TransformError
+from headwater.incremental import IncrementalSpec, interval_sql, window_label_sql
+from headwater.project.nodes import SqlNode
+
+HIDDEN_PREFIX = "_hw_"
+NULL_LABEL = "(null)"
+DIMENSIONS = "(dimensions)"
+
+
+@dataclass
+class IncrementalOutcome:
+    summary: str
+    processed: list[str]
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _fq(physical: str) -> str:
+    return f"{_q(INTERNAL_SCHEMA)}.{_q(physical)}"
+
+
+def build_incremental(
+    node: SqlNode,
+    engine: Engine,
+    physical: str,
+    upstream_physical: Mapping[str, str],
+    upstream_identity: Mapping[str, str],
+    render: Callable[[Mapping[str, Any]], str],
+    *,
+    rebuild: bool,
+) -> IncrementalOutcome:
+    """Process what changed for ``node``; ``render(refs)`` gives its SQL with upstream refs."""
+    spec: IncrementalSpec = node.incremental
+    in_col = spec.input_column
+    columns = {u: [c for c, _ in engine.columns(p)] for u, p in upstream_physical.items()}
+    windowed = [u for u, cols in columns.items() if in_col in cols]
+    if not windowed:
+        raise TransformError(
+            f"{node.name}: no upstream has the column {in_col!r} named by @incremental",
+            path=node.path,
+            hint=f"upstreams: {', '.join(columns) or 'none'}; use `from <input column>` "
+            "to name the input column when it differs from the output column",
+        )
+    dims = sorted(u for u in upstream_physical if u not in windowed)
+    dim_fp = hashlib.sha256(
+        "|".join(f"{u}={upstream_identity.get(u, '')}" for u in dims).encode()
+    ).hexdigest()
+
+    def refs(condition: Callable[[str], str] | None) -> dict[str, Any]:
+        import sqlglot
+        from sqlglot import exp
+
+        out: dict[str, Any] = {}
+        for u, phys in upstream_physical.items():
+            hidden = [c for c in columns[u] if c.startswith(HIDDEN_PREFIX)]
+            if u in windowed and condition is not None or hidden:
+                sel = "* EXCLUDE (" + ", ".join(_q(c) for c in hidden) + ")" if hidden else "*"
+                where = f" WHERE {condition(u)}" if u in windowed and condition else ""
+                sub = sqlglot.parse_one(f"SELECT {sel} FROM {_fq(phys)}{where}", dialect="duckdb")
+                out[u] = exp.Subquery(this=sub)
+            else:
+                out[u] = exp.table_(phys, db=INTERNAL_SCHEMA, quoted=True)
+        return out
+
+    fresh = rebuild or not engine.exists(physical)
+    if spec.strategy == "window":
+        return _windows(node, engine, physical, spec, windowed, dim_fp, refs, render, fresh)
+    return _cursor(node, engine, physical, spec, refs, render, fresh)
+
+
+def _windows(
+    node: SqlNode,
+    engine: Engine,
+    physical: str,
+    spec: IncrementalSpec,
+    windowed: list[str],
+    dim_fp: str,
+    refs: Callable[[Callable[[str], str] | None], dict[str, Any]],
+    render: Callable[[Mapping[str, Any]], str],
+    fresh: bool,
+) -> IncrementalOutcome:
+    grain = spec.grain or "day"
+    in_label = f"coalesce({window_label_sql(_q(spec.input_column), grain)}, {_lit(NULL_LABEL)})"
+    out_label = f"coalesce({window_label_sql(_q(spec.column), grain)}, {_lit(NULL_LABEL)})"
+    current: dict[str, str] = {}
+    for u in sorted(windowed):
+        phys = refs(None)[u]
+        source = phys.sql(dialect="duckdb")
+        rows = engine.fetch(
+            f"SELECT {in_label} AS w, count(*)::VARCHAR || ':' ||"
+            f" coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM {source} AS t GROUP BY w"
+        )
+        for w, fp in rows:
+            current[w] = hashlib.sha256(f"{current.get(w, '')}|{u}:{fp}".encode()).hexdigest()
+    meta = f"{_q(META_SCHEMA)}.windows"
+    stored = {} if fresh else dict(
+        engine.fetch(f"SELECT label, fp FROM {meta} WHERE physical = ?", [physical]))
+    if fresh or stored.get(DIMENSIONS) != dim_fp:
+        todo = set(current)
+        reason = "full build" if fresh else "a dimension upstream changed: all windows"
+        vanished: set[str] = set()
+    else:
+        todo = {w for w, fp in current.items() if stored.get(w) != fp}
+        vanished = {w for w in stored if w not in current and w != DIMENSIONS}
+        reason = ""
+    labels = sorted(w for w in current if w != NULL_LABEL)
+    if not fresh and node.lookback:
+        # like SQLMesh: the latest window and the N before it, every run
+        todo |= set(labels[-(int(node.lookback["n"]) + 1):])
+    if not fresh and not todo and not vanished:
+        return IncrementalOutcome("no window changed", [])
+
+    def condition(_u: str) -> str:
+        return f"{in_label} IN ({', '.join(_lit(w) for w in sorted(todo))})"
+
+    with engine.transaction():
+        if fresh:
+            engine.execute(f"CREATE OR REPLACE TABLE {_fq(physical)} AS {render(refs(None))}")
+            engine.execute(f"DELETE FROM {meta} WHERE physical = ?", [physical])
+        else:
+            gone = sorted(todo | vanished)
+            engine.execute(
+                f"DELETE FROM {_fq(physical)} WHERE {out_label} IN"
+                f" ({', '.join(_lit(w) for w in gone)})"
+            )
+            if todo:
+                engine.execute(
+                    f"INSERT INTO {_fq(physical)} BY NAME {render(refs(condition))}")
+            engine.execute(
+                f"DELETE FROM {meta} WHERE physical = ? AND label IN"
+                f" ({', '.join(_lit(w) for w in [*gone, DIMENSIONS])})",
+                [physical],
+            )
+        marks: list[list[Any]] = [[physical, w, current[w]] for w in sorted(todo) if w in current]
+        marks.append([physical, DIMENSIONS, dim_fp])
+        for mark in marks:
+            engine.execute(f"INSERT INTO {meta} VALUES (?, ?, ?)", mark)
+    done = sorted(todo)
+    if fresh:
+        return IncrementalOutcome(f"{reason}: {len(done)} window(s)", done)
+    shown = ", ".join(done[:5]) + (f" and {len(done) - 5} more" if len(done) > 5 else "")
+    parts = [f"{len(done)} window(s) {reason or 'changed'}: {shown}" if done else ""]
+    if vanished:
+        parts.append(f"{len(vanished)} window(s) removed")
+    return IncrementalOutcome("; ".join(p for p in parts if p), done)
+
+
+def _cursor(
+    node: SqlNode,
+    engine: Engine,
+    physical: str,
+    spec: IncrementalSpec,
+    refs: Callable[[Callable[[str], str] | None], dict[str, Any]],
+    render: Callable[[Mapping[str, Any]], str],
+    fresh: bool,
+) -> IncrementalOutcome:
+    if fresh:
+        with engine.transaction():
+            engine.execute(f"CREATE OR REPLACE TABLE {_fq(physical)} AS {render(refs(None))}")
+        return IncrementalOutcome("full build", [])
+    col = _q(spec.column)
+    cutoff = engine.fetch(f"SELECT max({col}) FROM {_fq(physical)}")[0][0]
+    lb = node.lookback
+    bound = _value_sql(cutoff)
+    if lb and lb.get("grain"):
+        bound = f"CAST({bound} AS TIMESTAMP) - {interval_sql(lb['n'], lb['grain'])}"
+    elif lb:
+        bound = f"{bound} - {int(lb['n'])}"
+    in_col = _q(spec.input_column)
+
+    def condition(_u: str) -> str:
+        return f"{in_col} > {bound}"
+
+    select = render(refs(condition if cutoff is not None else None))
+    with engine.transaction():
+        if spec.strategy == "append":
+            if lb and cutoff is not None:
+                engine.execute(f"DELETE FROM {_fq(physical)} WHERE {col} > {bound}")
+            engine.execute(f"INSERT INTO {_fq(physical)} BY NAME {select}")
+        else:
+            stage = _q("__hw_stage_" + physical)
+            engine.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS {select}")
+            keys = " AND ".join(f"s.{_q(k)} = {_fq(physical)}.{_q(k)}" for k in spec.key)
+            engine.execute(
+                f"DELETE FROM {_fq(physical)} WHERE EXISTS (SELECT 1 FROM {stage} AS s"
+                f" WHERE {keys})"
+            )
+            engine.execute(f"INSERT INTO {_fq(physical)} BY NAME SELECT * FROM {stage}")
+            engine.execute(f"DROP TABLE {stage}")
+    what = "appended" if spec.strategy == "append" else "merged"
+    return IncrementalOutcome(f"{what} rows past {spec.column} = {cutoff}", [])
+
+
+def _value_sql(value: Any) -> str:
+    """A SQL literal for a cursor value read back from the warehouse."""
+    import datetime as dt
+    from decimal import Decimal
+
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float | Decimal):
+        return repr(value) if not isinstance(value, Decimal) else str(value)
+    if isinstance(value, dt.datetime):
+        return f"TIMESTAMP {_lit(value.isoformat(sep=' '))}"
+    if isinstance(value, dt.date):
+        return f"DATE {_lit(value.isoformat())}"
+    return _lit(str(value))

@@ -1,0 +1,69 @@
+"""Keeping secrets out of scheduler logs and notifications.
+
+Secrets only come from the environment (``${VAR}`` in a TOML file). The
+redactor learns the values of every variable the project's TOML files name and
+replaces them with ``***`` wherever they would be printed; URLs additionally
+lose their user-info and query string.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+_ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_MIN_SECRET = 4  # shorter values ("1", "on") would blank out ordinary text
+MASK = "***"
+
+
+class Redactor:
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets: set[str] = set()
+        for s in secrets:
+            self.add(s)
+
+    def add(self, secret: str | None) -> None:
+        if secret and len(secret) >= _MIN_SECRET:
+            self._secrets.add(secret)
+
+    @classmethod
+    def for_project(cls, root: Path) -> Redactor:
+        """Learn every ``${VAR}`` named in headwater.toml, sources/*.toml and sinks/*.toml."""
+        names: set[str] = set()
+        files = [root / "headwater.toml", *sorted(root.glob("sources/*.toml")),
+                 *sorted(root.glob("sinks/*.toml"))]
+        for f in files:
+            try:
+                names.update(_ENV_VAR.findall(f.read_text("utf-8")))
+            except (OSError, UnicodeDecodeError):
+                continue
+        return cls(os.environ[n] for n in names if n in os.environ)
+
+    def __call__(self, text: str) -> str:
+        # longest first, so a secret containing another is masked whole
+        for s in sorted(self._secrets, key=len, reverse=True):
+            if s in text:
+                text = text.replace(s, MASK)
+        return text
+
+    def url(self, url: str) -> str:
+        """``url`` safe to print: no user-info, no query, no known secret."""
+        return self(redact_url(url))
+
+
+def redact_url(url: str) -> str:
+    """Drop the user-info and the query string of ``url``; keep scheme, host and path."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    if parts.username or parts.password:
+        host = f"{MASK}@{host}"
+    query = MASK if parts.query else ""
+    return urlunsplit((parts.scheme, host, parts.path, query, ""))

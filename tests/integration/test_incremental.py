@@ -1,0 +1,156 @@
+"""Incremental transforms: only changed windows are processed; results equal a full rebuild."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from headwater import Project
+from headwater.testing import write_project
+
+CHECKSUM = "SELECT count(*) AS n, coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR AS h FROM {} AS t"
+
+
+def day_file(root: Path, day: int, rows: int = 4, bump: int = 0) -> None:
+    lines = ["device_id,ts,latency_ms"]
+    for i in range(rows):
+        lines.append(f"d{i % 2},2026-11-{day:02d} {i:02d}:00:00,{10 * i + bump}")
+    path = root / f"data/t/2026-11-{day:02d}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+FILES = {
+    "sources/telemetry.toml": 'type = "files"\npath = "data/t/*.csv"\n',
+    "sources/devices.csv.toml": "",
+    "transforms/stg.sql": """
+        -- @incremental: by ts day
+        SELECT device_id, CAST(ts AS TIMESTAMP) AS ts, latency_ms FROM telemetry
+    """,
+    "transforms/daily.sql": """
+        -- Daily latency per device.
+        -- @incremental: by day day from ts
+        SELECT device_id, CAST(ts AS DATE) AS day, avg(latency_ms) AS avg_latency,
+               count(*) AS n
+        FROM stg GROUP BY ALL
+    """,
+    "transforms/overall.sql": "SELECT device_id, sum(n) AS n FROM daily GROUP BY ALL\n",
+}
+
+
+def make(tmp_path: Path, name: str = "p") -> Project:
+    files = {k: v for k, v in FILES.items() if v}
+    root = write_project(tmp_path / name, files)
+    return Project(root)
+
+
+def checksums(project: Project) -> dict[str, tuple[int, str]]:
+    out = {}
+    for t in ("stg", "daily", "overall"):
+        row = project.query(CHECKSUM.format(t)).to_pylist()[0]
+        out[t] = (row["n"], row["h"])
+    return out
+
+
+def full_rebuild(project: Project, tmp_path: Path) -> dict[str, tuple[int, str]]:
+    ref = tmp_path / "reference"
+    shutil.rmtree(ref, ignore_errors=True)
+    shutil.copytree(project.root, ref, ignore=shutil.ignore_patterns(".headwater"))
+    other = Project(ref)
+    assert other.run().ok
+    return checksums(other)
+
+
+def reasons(result) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return {n.name: n.reason for n in result.nodes}
+
+
+def test_new_day_processes_one_window(tmp_path: Path) -> None:
+    project = make(tmp_path)
+    for d in (1, 2, 3):
+        day_file(project.root, d)
+    assert project.run().ok
+    day_file(project.root, 4)
+    result = project.run()
+    assert result.ok
+    r = reasons(result)
+    assert "1 window(s) changed: 2026-11-04" in r["stg"]
+    assert "1 window(s) changed: 2026-11-04" in r["daily"]
+    assert checksums(project) == full_rebuild(project, tmp_path)
+
+
+def test_redelivered_day_replaces_its_rows(tmp_path: Path) -> None:
+    project = make(tmp_path)
+    for d in (1, 2, 3):
+        day_file(project.root, d)
+    project.run()
+    day_file(project.root, 2, rows=6, bump=5)
+    result = project.run()
+    assert "2026-11-02" in reasons(result)["daily"]
+    assert checksums(project) == full_rebuild(project, tmp_path)
+
+
+def test_deleted_day_is_removed(tmp_path: Path) -> None:
+    project = make(tmp_path)
+    for d in (1, 2, 3):
+        day_file(project.root, d)
+    project.run()
+    (project.root / "data/t/2026-11-01.csv").unlink()
+    result = project.run()
+    assert "1 window(s) removed" in reasons(result)["stg"]
+    assert checksums(project) == full_rebuild(project, tmp_path)
+
+
+def test_code_change_rebuilds_from_scratch_and_lookback(tmp_path: Path) -> None:
+    project = make(tmp_path)
+    for d in (1, 2, 3):
+        day_file(project.root, d)
+    project.run()
+    daily = project.root / "transforms/daily.sql"
+    daily.write_text(daily.read_text().replace("-- @incremental", "-- @lookback: 2\n-- @incremental"))
+    result = project.run()
+    assert "full build" in reasons(result)["daily"]
+    day_file(project.root, 4)
+    result = project.run()
+    # the new window plus the last 2 by lookback
+    assert "3 window(s)" in reasons(result)["daily"]
+    assert checksums(project) == full_rebuild(project, tmp_path)
+
+
+def test_nothing_new_runs_nothing(tmp_path: Path) -> None:
+    project = make(tmp_path)
+    day_file(project.root, 1)
+    project.run()
+    assert all(n.status == "skipped" for n in project.run().nodes)
+
+
+def test_full_refresh_rebuilds_incremental(tmp_path: Path) -> None:
+    project = make(tmp_path)
+    day_file(project.root, 1)
+    project.run()
+    result = project.run("daily", full_refresh=True)
+    assert "forced" in reasons(result)["daily"]
+    assert checksums(project) == full_rebuild(project, tmp_path)
+
+
+@pytest.mark.parametrize("strategy", ["append by seq", "merge device_id by seq"])
+def test_append_and_merge(tmp_path: Path, strategy: str) -> None:
+    root = write_project(tmp_path / "a", {
+        "data/e.csv": "device_id,seq,v\nd1,1,10\nd2,2,20\n",
+        "sources/events.toml": 'type = "files"\npath = "data/e.csv"\n',
+        "transforms/latest.sql": f"-- @incremental: {strategy}\n"
+                                 "SELECT device_id, seq, v FROM events\n",
+    })
+    project = Project(root)
+    project.run()
+    (root / "data/e.csv").write_text("device_id,seq,v\nd1,1,10\nd2,2,20\nd1,3,30\n")
+    result = project.run()
+    assert result.ok, [n.error for n in result.nodes]
+    rows = project.query("SELECT device_id, seq, v FROM latest ORDER BY seq").to_pylist()
+    if strategy.startswith("append"):
+        assert [r["seq"] for r in rows] == [1, 2, 3]
+    else:
+        assert rows == [{"device_id": "d2", "seq": 2, "v": 20},
+                        {"device_id": "d1", "seq": 3, "v": 30}]
