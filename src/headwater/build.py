@@ -37,6 +37,7 @@ class BuildOutcome:
     warnings: list[str] = field(default_factory=list)
     partitions: dict[str, str] | None = None  # what a partition-wise sink wrote
     detail: str = ""  # what an incremental build processed
+    checks: list[Any] = field(default_factory=list)  # headwater.checks.CheckResult
 
 
 def build_node(
@@ -52,6 +53,7 @@ def build_node(
     previous_partitions: dict[str, str] | None = None,
     rebuild: bool = False,
     upstream_identity: Mapping[str, str] | None = None,
+    resolve: Callable[[str], str] | None = None,
 ) -> BuildOutcome:
     """Build ``node`` into ``physical`` (or write the sink); raise a HeadwaterError on failure."""
     t0 = time.perf_counter()
@@ -78,24 +80,69 @@ def build_node(
         def render(refs: Mapping[str, Any]) -> str:
             return render_for_engine(node.sql, dialect, dict(refs), engine.dialect)
 
+        results: list[Any] = []
+
+        def verify(scope: str | None) -> None:
+            results[:] = verify_checks(node, engine, physical, resolve, scope=scope)
+
         try:
             inc = build_incremental(node, engine, physical, upstream_physical,
-                                    upstream_identity or {}, render, rebuild=rebuild)
+                                    upstream_identity or {}, render, rebuild=rebuild,
+                                    verify=verify)
         except HeadwaterError:
             raise
         except Exception as exc:
             raise _sql_error(node, exc, dialect) from None
         inc_stats = engine.stats(physical)
         return BuildOutcome(inc_stats.rows, inc_stats, time.perf_counter() - t0,
-                            detail=inc.summary)
+                            detail=inc.summary, checks=results)
     if isinstance(node, SqlNode):
         _build_sql(node, engine, physical, upstream_physical, dialect)
     elif isinstance(node, PythonNode):
         _build_python(node, engine, physical, upstream_physical)
     else:  # pragma: no cover - loader only makes the kinds above
         raise TypeError(node)
+    try:
+        checked = verify_checks(node, engine, physical, resolve)
+    except HeadwaterError:
+        engine.drop_physical(physical)  # never reused: the next run rebuilds and rechecks
+        raise
     stats = engine.stats(physical) if need_stats or node.materialized == "table" else None
-    return BuildOutcome(stats.rows if stats else None, stats, time.perf_counter() - t0)
+    return BuildOutcome(stats.rows if stats else None, stats, time.perf_counter() - t0,
+                        checks=checked)
+
+
+def verify_checks(
+    node: Node,
+    engine: Engine,
+    physical: str,
+    resolve: Callable[[str], str] | None,
+    *,
+    scope: str | None = None,
+) -> list[Any]:
+    """Run the node's checks on its new physical table; raise CheckFailedError if an
+    error-severity check fails (warnings pass through in the returned results)."""
+    if not node.checks:
+        return []
+    from headwater.checks import run_checks
+    from headwater.engines.base import INTERNAL_SCHEMA
+    from headwater.errors import CheckFailedError
+
+    table = f'"{INTERNAL_SCHEMA}"."{physical}"'
+    results = run_checks(engine, node.name, node.checks, table, resolve=resolve, scope=scope)
+    blocking = [r for r in results if r.blocking]
+    if blocking:
+        first = blocking[0]
+        what = first.error or f"{first.failing} failing row(s)"
+        more = f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""
+        raise CheckFailedError(
+            f"check {first.check} failed on {node.name}: {what}{more}",
+            path=node.path,
+            results=results,
+            hint="the previous version stays published; fix the data or the check "
+            "(severity=warn publishes despite failures)",
+        )
+    return results
 
 
 def with_retries(action: Callable[[], Any], *, retries: int, delay: float) -> Any:

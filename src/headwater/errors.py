@@ -121,6 +121,14 @@ class TransformError(HeadwaterError):
     """A transform failed while it ran (SQL runtime error, Python exception)."""
 
 
+class CheckFailedError(TransformError):
+    """An error-severity check failed: the new build is not published."""
+
+    def __init__(self, message: str, *, results: list[Any], **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.results = results
+
+
 class StateError(HeadwaterError):
     """The state store could not be read or written."""
 

@@ -50,8 +50,13 @@ def build_incremental(
     render: Callable[[Mapping[str, Any]], str],
     *,
     rebuild: bool,
+    verify: Callable[[str | None], None] | None = None,
 ) -> IncrementalOutcome:
-    """Process what changed for ``node``; ``render(refs)`` gives its SQL with upstream refs."""
+    """Process what changed for ``node``; ``render(refs)`` gives its SQL with upstream refs.
+
+    ``verify(scope)`` runs inside the transaction after the rows changed (``scope``: a
+    condition selecting the rows just written, or None for all); raising rolls back.
+    """
     spec: IncrementalSpec = node.incremental
     in_col = spec.input_column
     columns = {u: [c for c, _ in engine.columns(p)] for u, p in upstream_physical.items()}
@@ -85,9 +90,11 @@ def build_incremental(
         return out
 
     fresh = rebuild or not engine.exists(physical)
+    check = verify or (lambda _scope: None)
     if spec.strategy == "window":
-        return _windows(node, engine, physical, spec, windowed, dim_fp, refs, render, fresh)
-    return _cursor(node, engine, physical, spec, refs, render, fresh)
+        return _windows(node, engine, physical, spec, windowed, dim_fp, refs, render, fresh,
+                        check)
+    return _cursor(node, engine, physical, spec, refs, render, fresh, check)
 
 
 def _windows(
@@ -100,6 +107,7 @@ def _windows(
     refs: Callable[[Callable[[str], str] | None], dict[str, Any]],
     render: Callable[[Mapping[str, Any]], str],
     fresh: bool,
+    verify: Callable[[str | None], None],
 ) -> IncrementalOutcome:
     grain = spec.grain or "day"
     in_label = f"coalesce({window_label_sql(_q(spec.input_column), grain)}, {_lit(NULL_LABEL)})"
@@ -157,6 +165,8 @@ def _windows(
         marks.append([physical, DIMENSIONS, dim_fp])
         for mark in marks:
             engine.execute(f"INSERT INTO {meta} VALUES (?, ?, ?)", mark)
+        verify(None if fresh else f"{out_label} IN ({', '.join(_lit(w) for w in sorted(todo))})"
+               if todo else "FALSE")
     done = sorted(todo)
     if fresh:
         return IncrementalOutcome(f"{reason}: {len(done)} window(s)", done)
@@ -175,10 +185,12 @@ def _cursor(
     refs: Callable[[Callable[[str], str] | None], dict[str, Any]],
     render: Callable[[Mapping[str, Any]], str],
     fresh: bool,
+    verify: Callable[[str | None], None],
 ) -> IncrementalOutcome:
     if fresh:
         with engine.transaction():
             engine.execute(f"CREATE OR REPLACE TABLE {_fq(physical)} AS {render(refs(None))}")
+            verify(None)
         return IncrementalOutcome("full build", [])
     col = _q(spec.column)
     cutoff = engine.fetch(f"SELECT max({col}) FROM {_fq(physical)}")[0][0]
@@ -199,6 +211,7 @@ def _cursor(
             if lb and cutoff is not None:
                 engine.execute(f"DELETE FROM {_fq(physical)} WHERE {col} > {bound}")
             engine.execute(f"INSERT INTO {_fq(physical)} BY NAME {select}")
+            verify(f"{col} > {bound}" if cutoff is not None else None)
         else:
             stage = _q("__hw_stage_" + physical)
             engine.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS {select}")
@@ -209,6 +222,7 @@ def _cursor(
             )
             engine.execute(f"INSERT INTO {_fq(physical)} BY NAME SELECT * FROM {stage}")
             engine.execute(f"DROP TABLE {stage}")
+        verify(f"{col} > {bound}" if cutoff is not None else None)
     what = "appended" if spec.strategy == "append" else "merged"
     return IncrementalOutcome(f"{what} rows past {spec.column} = {cutoff}", [])
 

@@ -37,13 +37,14 @@ class NodeResult:
     seconds: float = 0.0
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
     blocked: bool = False  # skipped because an upstream failed
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name, "kind": self.kind, "status": self.status, "reason": self.reason,
             "rows": self.rows, "seconds": round(self.seconds, 3), "error": self.error,
-            "warnings": self.warnings,
+            "warnings": self.warnings, "checks": self.checks,
         }
 
 
@@ -242,16 +243,33 @@ class Runner:
             ),
             rebuild=np.rebuild,
             upstream_identity={u: self.identities.get(u, "") for u in ups},
+            resolve=self._resolve,
         )
+
+    def _resolve(self, name: str) -> str:
+        """A node's current physical table, quoted, for checks that look at other nodes."""
+        from headwater.engines.base import INTERNAL_SCHEMA
+
+        physical = self.physical_of.get(name)
+        if physical is None:
+            raise HeadwaterError(
+                f"{name} has not been built", hint=f"run `headwater run -s +{name}`"
+            )
+        return f'"{INTERNAL_SCHEMA}"."{physical}"'
+
 
     def _complete(self, np: NodePlan, fut: Future[BuildOutcome], started: float, at: str) -> None:
         node = self.project.nodes[np.name]
         try:
             outcome = fut.result()
         except HeadwaterError as exc:
-            self._finish(np, NodeResult(np.name, np.kind, "failed", "error",
+            checks = [r.to_json() for r in getattr(exc, "results", [])]
+            if checks:
+                self.state.record_checks(self.run_id, self.env, checks)
+            reason = "check failed" if checks else "error"
+            self._finish(np, NodeResult(np.name, np.kind, "failed", reason,
                                         seconds=time.perf_counter() - started,
-                                        error=exc.render()), at)
+                                        error=exc.render(), checks=checks), at)
             return
         except Exception as exc:  # an engine bug or driver error: report, do not crash the run
             self._finish(np, NodeResult(np.name, np.kind, "failed", "error",
@@ -271,9 +289,16 @@ class Runner:
             self.state.set_sink_partitions(self.env, np.name, outcome.partitions)
         self._publish(np, outcome)
         reason = f"{np.reason}: {outcome.detail}" if outcome.detail else np.reason
+        checks = [r.to_json() for r in outcome.checks]
+        if checks:
+            self.state.record_checks(self.run_id, self.env, checks)
+        warnings = outcome.warnings + [
+            f"{np.name}: check {c['check']} failed ({c['failing_rows']} rows), severity warn"
+            for c in checks if c["status"] == "warn"
+        ]
         self._finish(np, NodeResult(np.name, np.kind, "executed", reason,
                                     rows=outcome.rows, seconds=outcome.seconds,
-                                    warnings=outcome.warnings), at)
+                                    warnings=warnings, checks=checks), at)
 
     def _publish(self, np: NodePlan, outcome: BuildOutcome | None) -> None:
         node = self.project.nodes[np.name]

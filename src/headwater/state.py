@@ -62,6 +62,19 @@ CREATE TABLE IF NOT EXISTS sink_partitions (
     fp TEXT NOT NULL,
     PRIMARY KEY (env, sink, partition)
 );
+CREATE TABLE IF NOT EXISTS check_results (
+    run_id TEXT NOT NULL,
+    env TEXT NOT NULL,
+    node TEXT NOT NULL,
+    check_name TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    status TEXT NOT NULL,
+    failing INTEGER NOT NULL,
+    sample TEXT,
+    error TEXT,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS check_results_node ON check_results (node, at);
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY,
     env TEXT NOT NULL,
@@ -319,6 +332,33 @@ class StateStore:
                   r.get("seconds"), r.get("started_at"), r.get("ended_at") or now(),
                   r.get("error")) for r in records],
             )
+
+    def record_checks(self, run_id: str, env: str, results: list[dict[str, Any]]) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO check_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, env, r["node"], r["check"], r["severity"], r["status"],
+                  r["failing_rows"], json.dumps(r["sample"]), r["error"], now())
+                 for r in results],
+            )
+
+    def latest_checks(self, env: str | None = None) -> dict[str, list[dict[str, Any]]]:
+        """The most recent result of every check, per node."""
+        rows = self._query(
+            "SELECT node, check_name, severity, status, failing, sample, error, at, run_id"
+            " FROM check_results c WHERE at = (SELECT max(at) FROM check_results d"
+            " WHERE d.node = c.node AND d.check_name = c.check_name"
+            + (" AND d.env = ?)" if env else ")")
+            + " ORDER BY node, check_name",
+            (env,) if env else (),
+        )
+        out: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            out.setdefault(r[0], []).append({
+                "check": r[1], "severity": r[2], "status": r[3], "failing_rows": r[4],
+                "sample": json.loads(r[5] or "[]"), "error": r[6], "at": r[7], "run_id": r[8],
+            })
+        return out
 
     def finish_run(self, run_id: str, status: str) -> None:
         with self.transaction() as db:

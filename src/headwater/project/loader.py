@@ -29,7 +29,7 @@ from headwater.graph import Graph
 from headwater.project.nodes import Node, PythonNode, Ref, SinkNode, SourceNode, SqlNode
 
 CONFIG_FILE = "headwater.toml"
-PARSE_VERSION = "3"  # bump when the cached analysis changes shape or meaning
+PARSE_VERSION = "4"  # bump when the cached analysis changes shape or meaning
 
 
 class ParseCache(Protocol):
@@ -257,13 +257,16 @@ def _load_transform(
             analysis = SqlAnalysis.from_json(entry)
         annotations = analysis.annotations
         checks, incremental = _checks_and_incremental(annotations)
+        refs = [Ref(*r) for r in analysis.refs]
+        refs += [Ref(c.args[1].rsplit(".", 1)[0].strip(), _annotation_line(text, c.raw))
+                 for c in checks if c.kind == "relationships"]
         return SqlNode(
             name=path.stem,
             kind="sql",
             path=path,
             description=analysis.description,
             tags=tuple(annotations.get("tags", ())),
-            refs=tuple(Ref(*r) for r in analysis.refs),
+            refs=tuple(refs),
             code_fp=analysis.code_fp,
             materialized=annotations.get("materialized", "table"),
             meta={"annotations": annotations},
@@ -290,6 +293,13 @@ def _load_transform(
         params=tuple(py.params),
         param_types=py.param_types,
     )
+
+
+def _annotation_line(text: str, needle: str) -> int | None:
+    for i, line in enumerate(text.splitlines(), start=1):
+        if needle in line:
+            return i
+    return None
 
 
 def _checks_and_incremental(annotations: dict[str, Any]) -> tuple[tuple[Any, ...], Any]:

@@ -183,8 +183,10 @@ def analyse_sql(text: str, path: Path, dialect: str) -> SqlAnalysis:
     refs = find_refs(tree, text)
     normalised = tree.sql(dialect=dialect, normalize=True, comments=False)
     ann = header.annotations
+    # checks count: every published build has passed the checks declared when it was built
     config = (f"materialized={ann.get('materialized', 'table')}"
-              f"|incremental={ann.get('incremental')}|lookback={ann.get('lookback')}")
+              f"|incremental={ann.get('incremental')}|lookback={ann.get('lookback')}"
+              f"|checks={sorted(c['raw'] for c in ann.get('check', []))}")
     code_fp = hashlib.sha256(f"sql\0{normalised}\0{config}".encode()).hexdigest()
     return SqlAnalysis(header.description, header.annotations, refs, code_fp)
 
