@@ -72,7 +72,7 @@ def build_node(
                                             delay=node.config.retry_delay))
         src_stats = engine.stats(physical)
         return BuildOutcome(src_stats.rows, src_stats, time.perf_counter() - t0,
-                            warnings=res.warnings)
+                            warnings=res.warnings, checks=res.checks)
     if isinstance(node, SqlNode) and node.incremental is not None:
         from headwater.incremental_build import build_incremental
         from headwater.project.sql import render_for_engine

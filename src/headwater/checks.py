@@ -54,7 +54,8 @@ class CheckSpec:
 
     @property
     def name(self) -> str:
-        return self.raw.split(" severity=")[0].strip() or self.kind
+        """The declaration without its options: ``not_null(id)``."""
+        return self.raw[: self.raw.rfind(")") + 1].strip() or self.kind
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)

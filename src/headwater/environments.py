@@ -119,11 +119,14 @@ def collect_garbage(
         doomed.extend(p for _, p in versions[keep_versions:])
     # tables in the warehouse that the state store never recorded (a crash mid-build)
     known = set(state.all_physical())
-    orphans = [p for p in engine.physical_tables()
-               if p not in known and p.removesuffix("__rejected") not in known]
+    def base(p: str) -> str:
+        return p.removesuffix("__rejected").removesuffix("__quarantine")
+
+    orphans = [p for p in engine.physical_tables() if p not in known and base(p) not in known]
     doomed.extend(orphans)
     present = engine.physical_tables()
-    doomed += [f"{p}__rejected" for p in doomed if f"{p}__rejected" in present]
+    doomed += [f"{p}{suffix}" for p in doomed for suffix in ("__rejected", "__quarantine")
+               if f"{p}{suffix}" in present]
     if not dry_run:
         for physical in doomed:
             engine.drop_physical(physical)

@@ -41,6 +41,62 @@ class IngestResult:
     warnings: list[str] = field(default_factory=list)
     rejected: int = 0
     appended: bool = False
+    checks: list[Any] = field(default_factory=list)
+
+
+def quarantine_table(physical: str) -> str:
+    return f"{physical}__quarantine"
+
+
+def _check_incoming(
+    node: SourceNode, engine: Engine, physical: str, stage: str, result: IngestResult
+) -> None:
+    """Quarantine rows failing ``on_fail=quarantine`` checks, then run the rest."""
+    from headwater.checks import failing_condition, run_checks
+    from headwater.engines.base import INTERNAL_SCHEMA
+    from headwater.errors import CheckFailedError
+
+    quarantined: dict[str, int] = {}
+    target = f'"{INTERNAL_SCHEMA}"."{quarantine_table(physical)}"'
+    for spec in node.checks:
+        if spec.on_fail != "quarantine":
+            continue
+        cond = failing_condition(spec, dialect="duckdb")
+        if cond is None:
+            raise CheckFailedError(
+                f"check {spec.name} cannot quarantine rows (it is not a row-level check)",
+                path=node.path, results=[],
+                hint="on_fail=quarantine works with not_null, accepted_values, range, "
+                "expression and relationships",
+            )
+        label = "'" + spec.name.replace("'", "''") + "'"
+        n = engine.fetch(f"SELECT count(*) FROM {stage} WHERE {cond}")[0][0]
+        if engine.exists(quarantine_table(physical)):
+            engine.execute(f"INSERT INTO {target} BY NAME SELECT *, {label} AS _check"
+                           f" FROM {stage} WHERE {cond}")
+        else:
+            engine.execute(f"CREATE TABLE {target} AS SELECT *, {label} AS _check"
+                           f" FROM {stage} WHERE {cond}")
+        engine.execute(f"DELETE FROM {stage} WHERE {cond}")
+        quarantined[spec.name] = int(n)
+    results = run_checks(engine, node.name, node.checks, stage)
+    for r in results:
+        r.quarantined = quarantined.get(r.check, 0)
+        if r.check in quarantined:  # what is left passed: the failing rows moved aside
+            r.failing, r.passed, r.sample = 0, True, []
+    result.checks = results
+    moved = sum(quarantined.values())
+    if moved:
+        result.warnings.append(
+            f"source {node.name!r}: {moved} row(s) failing checks moved to {node.name}__quarantine")
+    blocking = [r for r in results if r.blocking]
+    if blocking:
+        raise CheckFailedError(
+            f"check {blocking[0].check} failed on source {node.name}:"
+            f" {blocking[0].error or f'{blocking[0].failing} failing row(s)'}",
+            path=node.path, results=results,
+            hint="nothing was loaded; fix the source data, or add on_fail=quarantine",
+        )
 
 
 def rejected_table(physical: str) -> str:
@@ -129,7 +185,9 @@ def ingest(
         try:
             reader = connector.read(since)
             projection, warnings = reconcile(node, engine.arrow_columns(reader.schema), old_cols)
-            engine.load_arrow(physical, reader, projection, append=appending)
+            hook = (lambda stage: _check_incoming(node, engine, physical, stage, result)
+                    ) if node.checks else None
+            engine.load_arrow(physical, reader, projection, append=appending, stage_hook=hook)
         except HeadwaterError:
             raise
         except Exception as exc:

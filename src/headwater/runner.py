@@ -304,13 +304,13 @@ class Runner:
         node = self.project.nodes[np.name]
         if np.physical is not None:
             self.engine.publish(self.env, np.name, np.physical)
-            quarantine = getattr(getattr(node, "config", None), "on_bad_rows", "") == "quarantine"
-            if node.kind == "source" and quarantine:
-                from headwater.ingest import rejected_table
+            if node.kind == "source":
+                from headwater.ingest import quarantine_table, rejected_table
 
-                if self.engine.exists(rejected_table(np.physical)):
-                    self.engine.publish(self.env, f"{np.name}__rejected",
-                                        rejected_table(np.physical))
+                for suffix, table in (("__rejected", rejected_table(np.physical)),
+                                      ("__quarantine", quarantine_table(np.physical))):
+                    if self.engine.exists(table):
+                        self.engine.publish(self.env, f"{np.name}{suffix}", table)
             self.physical_of[np.name] = np.physical
             info = self.physical_info.get(np.physical)
             content = info.content_fp if info else None

@@ -141,3 +141,60 @@ def test_incremental_checks_only_new_rows(tmp_path: Path) -> None:
         "device_id,battery_pct,ts\nd1,50,2026-11-02 10:00:00\n")
     second = {n.name: n for n in project.run().nodes}["clean"]
     assert second.checks[0]["status"] == "pass"  # only the new window was checked
+
+
+def test_source_checks_quarantine_rows_and_counts_add_up(tmp_path: Path) -> None:
+    files = {
+        "data/r.csv": "device_id,battery_pct\nd1,50\nd2,-3\nd3,150\n,40\nd5,99\n",
+        "sources/readings.toml": 'type = "files"\npath = "data/r.csv"\nchecks = [\n'
+                                 '  "range(battery_pct, 0, 100) on_fail=quarantine",\n'
+                                 '  "not_null(device_id) on_fail=quarantine",\n'
+                                 '  "row_count(min=1)",\n]\n',
+        "transforms/ok.sql": "SELECT count(*) AS n FROM readings\n",
+    }
+    project = Project(write_project(tmp_path / "p", files))
+    result = project.run()
+    assert result.ok, [n.error for n in result.nodes]
+    kept = project.table("readings").num_rows
+    quarantined = project.query(
+        "SELECT _check, count(*) AS n FROM readings__quarantine GROUP BY ALL ORDER BY 1"
+    ).to_pylist()
+    assert kept == 2
+    assert quarantined == [{"_check": "not_null(device_id)", "n": 1},
+                           {"_check": "range(battery_pct, 0, 100)", "n": 2}]
+    assert kept + sum(q["n"] for q in quarantined) == 5
+    node = {n.name: n for n in result.nodes}["readings"]
+    assert {c["check"]: c["quarantined"] for c in node.checks}["range(battery_pct, 0, 100)"] == 2
+
+
+def test_source_error_check_loads_nothing(tmp_path: Path) -> None:
+    files = {
+        "data/r.csv": "device_id\nd1\nd1\n",
+        "sources/readings.toml": 'type = "files"\npath = "data/r.csv"\n'
+                                 'checks = ["unique(device_id)"]\n',
+    }
+    project = Project(write_project(tmp_path / "p", files))
+    result = project.run()
+    node = {n.name: n for n in result.nodes}["readings"]
+    assert node.status == "failed" and "unique(device_id)" in (node.error or "")
+    assert "readings" not in project.state.published("prod")
+
+
+def test_python_docstring_checks(tmp_path: Path) -> None:
+    files = dict(BASE)
+    files["transforms/low.py"] = '''
+        """Low batteries.
+
+        @check: range(battery_pct, 0, 20)
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        def low(readings: pa.Table) -> pa.Table:
+            return readings.filter(pc.less(readings["battery_pct"], 60))
+    '''
+    project = Project(write_project(tmp_path / "p", files))
+    result = project.run()
+    low = {n.name: n for n in result.nodes}["low"]
+    assert low.status == "failed" and low.checks[0]["failing_rows"] == 1
+    assert project.loaded.nodes["low"].description == "Low batteries."

@@ -30,6 +30,8 @@ class SourceConfig(NodeConfig):
     on_bad_rows: Literal["fail", "quarantine"] = "fail"
     retries: int = Field(default=3, ge=0)
     retry_delay: float = Field(default=1.0, ge=0)
+    # data quality checks on what was read, e.g. ["not_null(id) on_fail=quarantine"]
+    checks: list[str] = []
     # Scheduling (headwater.schedule). Excluded from dumps, hence from the source's
     # fingerprints: when a source may be read does not change what it holds.
     window: WindowText | None = Field(default=None, exclude=True)

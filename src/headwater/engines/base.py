@@ -10,6 +10,7 @@ Python transforms.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -70,10 +71,12 @@ class Engine(ABC):
         projection: list[tuple[str, str | None, str]],
         *,
         append: bool,
+        stage_hook: Callable[[str], None] | None = None,
     ) -> None:
         """Create (or, with ``append``, insert into) ``physical`` from Arrow data in one
         transaction. ``projection`` lists (column, input column or None for NULL, type);
-        appends add columns the table lacks."""
+        appends add columns the table lacks. ``stage_hook(staging_table)`` runs inside
+        the transaction on the incoming rows before they are written (checks)."""
 
     @abstractmethod
     def exists(self, physical: str) -> bool: ...

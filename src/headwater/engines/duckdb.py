@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -148,6 +148,7 @@ class DuckDBEngine(Engine):
         projection: list[tuple[str, str | None, str]],
         *,
         append: bool,
+        stage_hook: Callable[[str], None] | None = None,
     ) -> None:
         cur = self.con
         view = f"__hw_arrow_{threading.get_ident()}"
@@ -155,10 +156,16 @@ class DuckDBEngine(Engine):
             f"CAST({_q(src) if src else 'NULL'} AS {typ}) AS {_q(col)}"
             for col, src, typ in projection
         )
+        source = f"SELECT {select} FROM {_q(view)}"
         cur.register(view, data)
         try:
-            cur.execute("BEGIN TRANSACTION")
-            try:
+            with self.transaction():
+                if stage_hook is not None:
+                    # checks look at (and may quarantine from) the incoming rows first
+                    stage = _q(f"__hw_stage_{threading.get_ident()}")
+                    cur.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS {source}")
+                    stage_hook(stage)
+                    source = f"SELECT * FROM {stage}"
                 if append:
                     have = {c for c, _ in self.columns(physical)}
                     for col, _src, typ in projection:
@@ -166,18 +173,11 @@ class DuckDBEngine(Engine):
                             cur.execute(
                                 f"ALTER TABLE {self._fq(physical)} ADD COLUMN {_q(col)} {typ}"
                             )
-                    cur.execute(
-                        f"INSERT INTO {self._fq(physical)} BY NAME SELECT {select} FROM {_q(view)}"
-                    )
+                    cur.execute(f"INSERT INTO {self._fq(physical)} BY NAME {source}")
                 else:
-                    cur.execute(
-                        f"CREATE OR REPLACE TABLE {self._fq(physical)} AS"
-                        f" SELECT {select} FROM {_q(view)}"
-                    )
-                cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
+                    cur.execute(f"CREATE OR REPLACE TABLE {self._fq(physical)} AS {source}")
+                if stage_hook is not None:
+                    cur.execute(f"DROP TABLE {stage}")
         finally:
             cur.unregister(view)
 

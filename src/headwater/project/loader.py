@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from headwater.config import (
     ProjectConfig,
+    key_line,
     read_toml,
     validate,
     value_position,
@@ -29,7 +30,7 @@ from headwater.graph import Graph
 from headwater.project.nodes import Node, PythonNode, Ref, SinkNode, SourceNode, SqlNode
 
 CONFIG_FILE = "headwater.toml"
-PARSE_VERSION = "4"  # bump when the cached analysis changes shape or meaning
+PARSE_VERSION = "5"  # bump when the cached analysis changes shape or meaning
 
 
 class ParseCache(Protocol):
@@ -172,6 +173,7 @@ def _load_source(path: Path, root: Path) -> SourceNode:
     connector_cls = _connector_class(data, source_types(), path, text, "source")
     config = validate(connector_cls.Config, data, path, text)
     fp = hashlib.sha256(("source\0" + config.model_dump_json()).encode()).hexdigest()
+    checks = _source_checks(config.checks, path, text)
     return SourceNode(
         name=path.stem,
         kind="source",
@@ -181,7 +183,27 @@ def _load_source(path: Path, root: Path) -> SourceNode:
         code_fp=fp,
         config=config,
         meta={"connector": connector_cls},
+        checks=checks,
     )
+
+
+def _source_checks(decls: list[str], path: Path, text: str) -> tuple[Any, ...]:
+    from headwater.checks import parse_check
+
+    out = []
+    for decl in decls:
+        try:
+            out.append(parse_check(decl))
+        except ValueError as exc:
+            line = _annotation_line(text, decl) or key_line(text, "checks")
+            raise ProjectError(
+                f"invalid check {decl!r}: {exc}",
+                path=path,
+                line=line,
+                snippet=caret_snippet(text, line, None) if line else None,
+                hint='e.g. checks = ["not_null(id)", "unique(id) on_fail=quarantine"]',
+            ) from None
+    return tuple(out)
 
 
 def _load_sink(path: Path, root: Path) -> SinkNode:
@@ -292,6 +314,7 @@ def _load_transform(
         function=path.stem,
         params=tuple(py.params),
         param_types=py.param_types,
+        checks=_checks_and_incremental({"check": py.checks})[0],
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ class PyAnalysis:
     param_types: dict[str, str]
     refs: list[tuple[str, int | None, int | None]]
     code_fp: str
+    checks: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -100,8 +101,31 @@ def analyse_python(text: str, path: Path) -> PyAnalysis:
         (a.arg, a.lineno, a.col_offset + 1) for a in args.args
     ]
     description = ast.get_docstring(func) or ast.get_docstring(module) or ""
-    code_fp = hashlib.sha256(("py\0" + ast.dump(_strip_docstrings(module))).encode()).hexdigest()
-    return PyAnalysis(description.strip(), params, types, refs, code_fp)
+    description, checks = _docstring_checks(description, path, text)
+    code_fp = hashlib.sha256(("py\0" + ast.dump(_strip_docstrings(module))
+                              + repr(sorted(c["raw"] for c in checks))).encode()).hexdigest()
+    return PyAnalysis(description.strip(), params, types, refs, code_fp, checks)
+
+
+def _docstring_checks(doc: str, path: Path, text: str) -> tuple[str, list[dict[str, Any]]]:
+    """``@check: ...`` lines of a docstring, parsed; the rest is the description."""
+    from headwater.checks import parse_check
+
+    keep, checks = [], []
+    for line in doc.splitlines():
+        stripped = line.strip()
+        if not stripped.startswith("@check:"):
+            keep.append(line)
+            continue
+        decl = stripped[len("@check:"):].strip()
+        try:
+            checks.append(parse_check(decl).to_json())
+        except ValueError as exc:
+            lineno = next((i for i, t in enumerate(text.splitlines(), 1) if decl in t), None)
+            raise ParseError(f"invalid @check: {exc}", path=path, line=lineno,
+                             snippet=caret_snippet(text, lineno, None) if lineno else None,
+                             hint="e.g. `@check: not_null(customer_id)` in the docstring") from None
+    return "\n".join(keep), checks
 
 
 def _strip_docstrings(module: ast.Module) -> ast.Module:
