@@ -21,9 +21,14 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
+    from headwater.lineage import ProjectLineage
+
 from headwater import environments
 from headwater.engines.base import DEFAULT_ENV, Engine, public_schema
 from headwater.environments import NodeDiff
+
+if TYPE_CHECKING:
+    from headwater.checks import CheckResult
 from headwater.errors import HeadwaterError, SelectionError, did_you_mean
 from headwater.graph import Graph
 from headwater.lock import ProjectLock
@@ -169,6 +174,43 @@ class Project:
             self.state.forget_physical(p)
         return bool(missing)
 
+    # -- checks -------------------------------------------------------------
+
+    def test(
+        self, select: Selection = None, *, exclude: Selection = None, env: str | None = None
+    ) -> list[CheckResult]:
+        """Run the selected nodes' checks against what is published now."""
+        import uuid
+
+        from headwater.build import verify_checks
+        from headwater.engines.base import INTERNAL_SCHEMA
+        from headwater.errors import CheckFailedError
+
+        env = env or self.env
+        self.reload()
+        published = self.state.published(env)
+
+        def resolve(name: str) -> str:
+            pub = published.get(name)
+            if pub is None or pub.physical is None:
+                raise HeadwaterError(f"{name} has not been built in env {env!r}")
+            return f'"{INTERNAL_SCHEMA}"."{pub.physical}"'
+
+        results: list[CheckResult] = []
+        with self.reading() as engine:
+            for name in self.select(select, exclude):
+                node = self.loaded.nodes[name]
+                pub = published.get(name)
+                if pub is None or pub.physical is None:
+                    continue
+                try:
+                    results += verify_checks(node, engine, pub.physical, resolve)
+                except CheckFailedError as exc:
+                    results += exc.results
+        self.state.record_checks(f"test-{uuid.uuid4().hex[:8]}", env,
+                                 [r.to_json() for r in results])
+        return results
+
     # -- environments -----------------------------------------------------
 
     def diff(self, env_a: str, env_b: str = DEFAULT_ENV) -> list[NodeDiff]:
@@ -248,6 +290,21 @@ class Project:
                 raise
             except Exception as exc:
                 raise HeadwaterError(f"query failed: {str(exc).strip()}") from None
+
+    # -- lineage and documentation -----------------------------------------
+
+    def lineage(self, *, env: str | None = None) -> ProjectLineage:
+        """Column-level lineage of the whole project (schemas of ``env``'s built tables)."""
+        from headwater.lineage import ProjectLineage
+
+        return ProjectLineage.from_state(self.loaded, self.state, env or self.env,
+                                         self.state_dir)
+
+    def docs(self, out: str | os.PathLike[str] | None = None, *, env: str | None = None) -> Path:
+        """Write the static documentation site; returns the path of its index.html."""
+        from headwater.docs import build_docs
+
+        return build_docs(self, Path(out) if out is not None else None, env=env or self.env)
 
 
 def _warehouse_exists(engine: Engine) -> bool:

@@ -122,14 +122,19 @@ def verify_checks(
 ) -> list[Any]:
     """Run the node's checks on its new physical table; raise CheckFailedError if an
     error-severity check fails (warnings pass through in the returned results)."""
-    if not node.checks:
+    customs = node.meta.get("custom_checks", [])
+    if not node.checks and not customs:
         return []
-    from headwater.checks import run_checks
+    from headwater.checks import CheckSpec, run_checks
     from headwater.engines.base import INTERNAL_SCHEMA
     from headwater.errors import CheckFailedError
 
     table = f'"{INTERNAL_SCHEMA}"."{physical}"'
-    results = run_checks(engine, node.name, node.checks, table, resolve=resolve, scope=scope)
+    specs = list(node.checks)
+    for custom in customs:
+        specs.append(CheckSpec("sql", (render_custom_check(custom, node.name, table, resolve),),
+                               custom.severity, raw=f"checks/{custom.path.name}"))
+    results = run_checks(engine, node.name, tuple(specs), table, resolve=resolve, scope=scope)
     blocking = [r for r in results if r.blocking]
     if blocking:
         first = blocking[0]
@@ -175,6 +180,21 @@ def _build_sql(
         engine.build_sql(physical, sql, view=node.materialized == "view")
     except Exception as exc:
         raise _sql_error(node, exc, dialect) from None
+
+
+def render_custom_check(
+    custom: Any, owner: str, owner_table: str, resolve: Callable[[str], str] | None
+) -> str:
+    """A custom check's SELECT with its tables pointed at the builds being checked."""
+    from sqlglot import exp
+
+    from headwater.project.sql import render_for_engine
+
+    tables = {}
+    for ref in custom.refs:
+        quoted = owner_table if ref == owner or resolve is None else resolve(ref)
+        tables[ref] = exp.to_table(quoted, dialect="duckdb")
+    return render_for_engine(custom.sql, "duckdb", tables, "duckdb")
 
 
 def _sql_error(node: SqlNode, exc: Exception, dialect: str) -> TransformError:

@@ -55,6 +55,8 @@ class CheckSpec:
     @property
     def name(self) -> str:
         """The declaration without its options: ``not_null(id)``."""
+        if self.kind == "sql":
+            return self.raw
         return self.raw[: self.raw.rfind(")") + 1].strip() or self.kind
 
     def to_json(self) -> dict[str, Any]:
@@ -162,6 +164,8 @@ def _literal(text: str, dialect: str) -> str:
 def failing_condition(spec: CheckSpec, *, dialect: str, resolve: Any = None) -> str | None:
     """The WHERE condition selecting violating rows, for row-level checks (else None)."""
     a = spec.args
+    if spec.kind == "sql":
+        return None
     if spec.kind == "not_null":
         return " OR ".join(f"{_ident(c)} IS NULL" for c in a)
     if spec.kind == "accepted_values":
@@ -194,6 +198,8 @@ def failing_rows_sql(
 
     ``resolve(node_name) -> quoted table reference`` resolves relationships targets.
     """
+    if spec.kind == "sql":  # a custom check file, already rendered for the engine
+        return spec.args[0]
     cond = failing_condition(spec, dialect=dialect, resolve=resolve)
     if cond is not None:
         return f"SELECT * FROM {table} WHERE {cond}"

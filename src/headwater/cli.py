@@ -197,6 +197,33 @@ def plan(
         print_plan(_console(), result)
 
 
+@main.command("test")
+@project_option
+@select_options
+@env_option
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@handle_errors
+def test_cmd(
+    project_dir: Path | None,
+    select: tuple[str, ...],
+    exclude: tuple[str, ...],
+    env: str,
+    as_json: bool,
+) -> None:
+    """Run checks against the published tables (without building anything).
+
+    Exit status 1 when an error-severity check fails.
+    """
+    from headwater.console import print_checks
+
+    results = _project(project_dir, env).test(select or None, exclude=exclude or None)
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in results], indent=2, default=str))
+    else:
+        print_checks(_console(), results)
+    sys.exit(1 if any(r.blocking for r in results) else 0)
+
+
 @main.command()
 @project_option
 @click.option(
@@ -303,6 +330,136 @@ def gc(keep_versions: int, dry_run: bool, project_dir: Path | None) -> None:
     _console().print(f"{verb} {len(dropped)} physical tables")
     for name in dropped:
         _console().print(f"  {name}")
+
+
+
+@main.command()
+@project_option
+@env_option
+@click.option("--dry-run", is_flag=True,
+              help="Print the next fire times and which windows are open, then exit.")
+@click.option("--count", default=3, show_default=True, help="Fire times per schedule (--dry-run).")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print JSON.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="One line per run and node event, as text or JSON lines.")
+@click.option("--threads", "-t", type=int, default=None, help="Parallel builds (default: cores).")
+@handle_errors
+def schedule(
+    project_dir: Path | None,
+    env: str,
+    dry_run: bool,
+    count: int,
+    as_json: bool,
+    log_format: str,
+    threads: int | None,
+) -> None:
+    """Run the project on its schedules until stopped (SIGTERM/Ctrl-C stop cleanly).
+
+    Fires at the cron times of [[schedules]] in headwater.toml, defers sources
+    outside their window, polls trigger = "new_data" sources, retries failed
+    nodes and notifies the [notify] webhook when a failure outlives its retries.
+    """
+    from headwater.scheduler import Scheduler, SchedulerError, format_dry_run
+
+    project = _project(project_dir, env)
+    scheduler = Scheduler(project, env=env, threads=threads,
+                          log_format="json" if log_format == "json" else "text")
+    if dry_run:
+        info = scheduler.dry_run(count=count)
+        click.echo(json.dumps(info, indent=2) if as_json else format_dry_run(info))
+        return
+    if not scheduler.schedules and not scheduler.sensors:
+        raise SchedulerError(
+            "nothing to schedule: no [[schedules]] and no source with trigger = \"new_data\"",
+            path=project.root / "headwater.toml",
+            hint='add e.g. [[schedules]] cron = "0 2 * * *" to headwater.toml',
+        )
+    scheduler.install_signal_handlers()
+    scheduler.serve_forever()
+
+@main.command()
+@click.argument("target", metavar="NODE[.COLUMN]")
+@project_option
+@env_option
+@click.option("--downstream", is_flag=True,
+              help="Show what depends on the column (impact analysis) instead of its origins.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@handle_errors
+def lineage(target: str, project_dir: Path | None, env: str, downstream: bool, fmt: str) -> None:
+    """Where NODE.COLUMN comes from, down to source columns; with --downstream, what uses it.
+
+    With NODE alone, every column of the node and the upstream columns it is made of.
+    """
+    from headwater.lineage import parse_target
+    from headwater.lineage_format import column_json, column_tree, node_table
+
+    graph = _project(project_dir, env).lineage()
+    node, column = parse_target(target, graph.project.nodes)
+    if column is None:
+        lin = graph.node(node)
+        if fmt == "json":
+            click.echo(json.dumps(lin.to_json(), indent=2))
+        else:
+            _console().print(node_table(lin))
+        return
+    if fmt == "json":
+        click.echo(json.dumps(column_json(graph, node, column, downstream), indent=2))
+    else:
+        _console().print(column_tree(graph, node, column, downstream))
+
+
+@main.command()
+@project_option
+@env_option
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to write the site to (default: target/docs in the project).")
+@handle_errors
+def docs(project_dir: Path | None, env: str, out: Path | None) -> None:
+    """Write the documentation site: DAG, search, a page per node with its lineage.
+
+    The site is static and self-contained: open index.html from disk, no server needed.
+    """
+    index = _project(project_dir, env).docs(out)
+    click.echo(str(index))
+
+@main.group("import")
+def import_() -> None:
+    """Convert another tool's project into a Headwater project."""
+
+
+@import_.command("dbt")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write the Headwater project to.")
+@click.option("--force", is_flag=True, help="Write into a non-empty folder.")
+@click.option("--vars", "vars_", default=None,
+              help="YAML or JSON mapping of dbt vars, overriding dbt_project.yml's.")
+@click.option("--dialect", default="duckdb", show_default=True,
+              help="SQL dialect the dbt models are written in.")
+@click.option("--no-checks", is_flag=True, help="Do not write @check annotations.")
+@click.option("--no-incremental", is_flag=True, help="Do not write @incremental annotations.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@handle_errors
+def import_dbt(
+    path: Path, out: Path, force: bool, vars_: str | None, dialect: str, no_checks: bool,
+    no_incremental: bool, as_json: bool,
+) -> None:
+    """Convert the dbt project in PATH: models, sources, seeds, tests.
+
+    What cannot be converted (custom macros, packages, ...) is listed with file
+    and line in OUT/IMPORT_REPORT.md; the rest still converts.
+    """
+    from headwater.importers import import_dbt as run_import
+    from headwater.importers.dbt import parse_vars
+    from headwater.importers.report import print_summary
+
+    report = run_import(path, out, force=force, vars=parse_vars(vars_), dialect=dialect,
+                        emit_checks=not no_checks, emit_incremental=not no_incremental)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        print_summary(_console(), report)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -85,6 +85,21 @@ def print_summary(console: Console, result: RunResult) -> None:
         f"[{colour}]{result.status}[/]: {c['executed']} executed, {c['skipped']} skipped, "
         f"{c['failed']} failed in {result.seconds:.2f}s"
     )
+    checks = [ch for n in result.nodes for ch in n.checks]
+    if checks:
+        passed = sum(1 for ch in checks if ch["status"] == "pass")
+        console.print(f"checks: {passed} of {len(checks)} passed")
+
+
+def check_lines(result: RunResult) -> list[str]:
+    """One line per check that did not simply pass."""
+    lines = []
+    for n in result.nodes:
+        for c in n.checks:
+            if c["status"] != "pass":
+                lines.append(f"{n.name}: {c['check']} {c['status']}"
+                             f" ({c['failing_rows']} failing rows)")
+    return lines
 
 
 def print_failures(console: Console, result: RunResult) -> None:
@@ -96,6 +111,27 @@ def print_failures(console: Console, result: RunResult) -> None:
         if n.error:
             console.print(f"[bold red]error:[/] {n.name} failed")
             console.print(n.error, markup=False, highlight=False, soft_wrap=True)
+
+
+CHECK_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "error": "bold red"}
+
+
+def print_checks(console: Console, results: list[Any]) -> None:
+    table = Table(title="checks", title_justify="left")
+    for col in ("node", "check", "severity", "status", "failing rows"):
+        table.add_column(col)
+    for r in results:
+        style = CHECK_STYLE.get(r.status, "")
+        table.add_row(r.node, r.check, r.severity, f"[{style}]{r.status}[/]", str(r.failing))
+    console.print(table)
+    for r in results:
+        if r.error:
+            console.print(f"[red]{r.node}: {r.check}: {r.error}[/]")
+        elif r.sample and not r.passed:
+            console.print(f"[dim]{r.node}: {r.check}: e.g. {r.sample[0]}[/]", markup=True)
+    failed = sum(1 for r in results if r.status in ("fail", "error"))
+    console.print(f"{len(results)} checks: {len(results) - failed} passed or warned, "
+                  f"{failed} failed")
 
 
 def print_plan(console: Console, plan: Plan) -> None:

@@ -198,3 +198,34 @@ def test_python_docstring_checks(tmp_path: Path) -> None:
     low = {n.name: n for n in result.nodes}["low"]
     assert low.status == "failed" and low.checks[0]["failing_rows"] == 1
     assert project.loaded.nodes["low"].description == "Low batteries."
+
+
+def test_custom_sql_check_file_and_headwater_test(tmp_path: Path) -> None:
+    files = dict(BASE)
+    files["transforms/health.sql"] = SQL.format(check="not_null(device_id)")
+    files["checks/battery_not_too_low.sql"] = (
+        "-- Every merchant keeps at least one charged terminal.\n-- @severity: warn\n"
+        "SELECT merchant_id FROM health GROUP BY merchant_id HAVING max(battery_pct) < 10\n"
+    )
+    files["checks/devices_have_merchants.sql"] = (
+        "SELECT h.device_id FROM health h LEFT JOIN merchants m USING (merchant_id)"
+        " WHERE m.merchant_id IS NULL\n"
+    )
+    project = Project(write_project(tmp_path / "p", files))
+    result = project.run()
+    assert result.ok
+    health = {n.name: n for n in result.nodes}["health"]
+    names = {c["check"]: c["status"] for c in health.checks}
+    assert names == {"not_null(device_id)": "pass",
+                     "checks/battery_not_too_low.sql": "pass",
+                     "checks/devices_have_merchants.sql": "pass"}
+    # break the published data's merchants and run checks alone
+    (project.root / "data/merchants.csv").write_text("merchant_id,name\nm1,Corner Coffee\n")
+    project.run("merchants")
+    results = project.test("health")
+    status = {r.check: r.status for r in results}
+    assert status["checks/devices_have_merchants.sql"] == "fail"
+    from headwater.testing import invoke
+
+    out = invoke(["test", "--select", "health", "--project", str(project.root)])
+    assert out.exit_code == 1 and "devices_have_merchants" in out.output

@@ -8,7 +8,7 @@ change is loaded without importing sqlglot.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,7 +27,7 @@ from headwater.errors import (
     did_you_mean,
 )
 from headwater.graph import Graph
-from headwater.project.nodes import Node, PythonNode, Ref, SinkNode, SourceNode, SqlNode
+from headwater.project.nodes import CustomCheck, Node, PythonNode, Ref, SinkNode, SourceNode, SqlNode
 
 CONFIG_FILE = "headwater.toml"
 PARSE_VERSION = "5"  # bump when the cached analysis changes shape or meaning
@@ -46,6 +46,7 @@ class LoadedProject:
     config_path: Path
     nodes: dict[str, Node]
     graph: Graph
+    custom_checks: list[CustomCheck] = field(default_factory=list)
 
     def tags(self) -> dict[str, tuple[str, ...]]:
         return {n: node.tags for n, node in self.nodes.items()}
@@ -94,15 +95,18 @@ def load_project(root: Path, cache: ParseCache | None = None) -> LoadedProject:
     for path in sorted((root / "sinks").glob("*.toml")):
         add(_load_sink(path, root))
 
+    customs = [_load_custom_check(p, config.dialect, cached, fresh)
+               for p in sorted((root / "checks").glob("*.sql"))]
     if cache is not None and fresh:
         cache.put_many(fresh)
     _check_refs(nodes, root)
     graph = Graph({n: node.upstream for n, node in nodes.items()})
     try:
         graph.order()
+        _attach_custom_checks(customs, nodes, graph, root)
     except CycleError as exc:
         raise _cycle_error(exc.cycle, nodes, root) from None
-    return LoadedProject(root, config, config_path, nodes, graph)
+    return LoadedProject(root, config, config_path, nodes, graph, customs)
 
 
 def _cycle_error(cycle: list[str], nodes: dict[str, Node], root: Path) -> CycleError:
@@ -316,6 +320,46 @@ def _load_transform(
         param_types=py.param_types,
         checks=_checks_and_incremental({"check": py.checks})[0],
     )
+
+
+def _load_custom_check(
+    path: Path, dialect: str, cached: dict[str, dict[str, Any]], fresh: dict[str, dict[str, Any]]
+) -> CustomCheck:
+    from headwater.project.sql import SqlAnalysis, analyse_sql
+
+    text = path.read_text("utf-8")
+    key = hashlib.sha256(f"check\0{text}\0{dialect}\0{PARSE_VERSION}".encode()).hexdigest()
+    entry = cached.get(key)
+    if entry is None:
+        analysis = analyse_sql(text, path, dialect)
+        fresh[key] = analysis.to_json()
+    else:
+        analysis = SqlAnalysis.from_json(entry)
+    severity = analysis.annotations.get("severity", "error")
+    if severity not in ("error", "warn"):
+        raise ProjectError(f"@severity must be error or warn, got {severity!r}", path=path)
+    return CustomCheck(path.stem, path, text, tuple(r[0] for r in analysis.refs), severity,
+                       analysis.description)
+
+
+def _attach_custom_checks(
+    customs: list[CustomCheck], nodes: dict[str, Node], graph: Graph, root: Path
+) -> None:
+    """Each custom check runs with the last (topologically) of the tables it reads."""
+    position = {n: i for i, n in enumerate(graph.order())}
+    for check in customs:
+        unknown = [r for r in check.refs if r not in nodes or not nodes[r].is_table]
+        if unknown or not check.refs:
+            tables = [n for n, x in nodes.items() if x.is_table]
+            raise UnknownReferenceError(
+                f"check reads unknown table {unknown[0]!r}" if unknown
+                else "check reads no table of the project",
+                path=check.path,
+                hint=did_you_mean(unknown[0], tables) if unknown else
+                "a check is a SELECT over project tables returning the failing rows",
+            )
+        owner = max(check.refs, key=lambda r: position[r])
+        nodes[owner].meta.setdefault("custom_checks", []).append(check)
 
 
 def _annotation_line(text: str, needle: str) -> int | None:

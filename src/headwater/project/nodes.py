@@ -9,7 +9,9 @@ from typing import Any, Literal
 NodeKind = Literal["source", "sql", "python", "sink"]
 
 # Annotations a transform may set in its leading comment (`-- @key: value`).
-ANNOTATION_KEYS = ("tags", "materialized", "owner", "incremental", "lookback", "check")
+ANNOTATION_KEYS = (
+    "tags", "materialized", "owner", "incremental", "lookback", "check", "severity",
+)
 REPEATABLE_KEYS = ("check",)
 
 
@@ -74,3 +76,15 @@ class PythonNode(Node):
 @dataclass
 class SinkNode(Node):
     config: Any = None
+
+
+@dataclass
+class CustomCheck:
+    """A ``checks/NAME.sql`` file: a SELECT returning failing rows."""
+
+    name: str
+    path: Path
+    sql: str
+    refs: tuple[str, ...]
+    severity: str = "error"
+    description: str = ""
