@@ -27,7 +27,15 @@ from headwater.errors import (
     did_you_mean,
 )
 from headwater.graph import Graph
-from headwater.project.nodes import CustomCheck, Node, PythonNode, Ref, SinkNode, SourceNode, SqlNode
+from headwater.project.nodes import (
+    CustomCheck,
+    Node,
+    PythonNode,
+    Ref,
+    SinkNode,
+    SourceNode,
+    SqlNode,
+)
 
 CONFIG_FILE = "headwater.toml"
 PARSE_VERSION = "5"  # bump when the cached analysis changes shape or meaning
