@@ -50,7 +50,7 @@ def read_yaml(path: Path, root: Path) -> Any:
             hint="pip install 'headwater[dbt]' (or pip install pyyaml jinja2)",
         ) from None
 
-    class Loader(yaml.SafeLoader):
+    class Loader(yaml.SafeLoader):  # type: ignore[misc]
         pass
 
     def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LineDict:

@@ -24,6 +24,8 @@ from typing import Any
 from headwater.importers.dbt_project import DbtImportError
 
 THIS_PLACEHOLDER = "__hw_this__"
+# Macro namespaces of dbt itself and of widely used packages.
+_KNOWN_PACKAGES = {"dbt", "dbt_utils", "dbt_expectations", "dbt_date", "codegen", "audit_helper"}
 
 # Names a model may use that this renderer provides.
 PROVIDED = {
@@ -151,29 +153,28 @@ class Renderer:
                 else:
                     problems.append(Problem(call.lineno, f"unknown macro {func.name}()"))
             elif isinstance(func, nodes.Getattr):
-                root = func
+                root: Any = func
                 while isinstance(root, nodes.Getattr):
                     root = root.node
                 if not isinstance(root, nodes.Name) or root.name in local:
                     continue
                 called.add(id(root))
                 dotted = f"{root.name}.{func.attr}" if root is func.node else _dotted(func)
-                if root.name in self.packages:
-                    problems.append(Problem(call.lineno, f"macro {dotted}() from package "
-                                            f"{root.name!r}"))
-                elif root.name in ("dbt", "dbt_utils", "dbt_expectations", "dbt_date"):
+                if root.name in self.packages or root.name in _KNOWN_PACKAGES:
                     problems.append(Problem(call.lineno, f"package macro {dotted}()"))
                 elif root.name in RUNTIME_ONLY:
                     problems.append(Problem(call.lineno, f"{dotted}() needs dbt at run time"))
                 elif root.name not in PROVIDED | JINJA_NAMES:
-                    problems.append(Problem(call.lineno, f"macro {dotted}() from package "
-                                            f"{root.name!r}"))
+                    problems.append(Problem(call.lineno, f"unknown macro {dotted}() "
+                                            "(from a package?)"))
         for name in tree.find_all(nodes.Name):
-            if name.ctx != "load" or id(name) in called or name.name in local:
+            if name.ctx != "load" or name.name in local:
                 continue
             if name.name == "target":
                 problems.append(Problem(name.lineno, "uses `target`: rendered for target "
                                         "'dev'", blocking=False))
+            elif id(name) in called:
+                continue
             elif name.name in RUNTIME_ONLY:
                 problems.append(Problem(name.lineno, f"`{name.name}` needs dbt at run time"))
             elif name.name not in PROVIDED | JINJA_NAMES:
@@ -188,6 +189,25 @@ class Renderer:
                                         "Headwater never writes environment values into SQL",
                                         blocking=False))
         return _dedupe(problems), incremental
+
+    def static_config(self, text: str) -> dict[str, Any]:
+        """The constant keyword arguments of ``config(...)`` calls, without rendering."""
+        from jinja2 import TemplateSyntaxError, nodes
+        from jinja2.nodes import Impossible
+
+        try:
+            tree = self.env.parse(text)
+        except TemplateSyntaxError:
+            return {}
+        found: dict[str, Any] = {}
+        for call in tree.find_all(nodes.Call):
+            if isinstance(call.node, nodes.Name) and call.node.name == "config":
+                for kw in call.kwargs:
+                    try:
+                        found[kw.key] = kw.value.as_const()
+                    except Impossible:
+                        continue
+        return found
 
     # -- rendering --------------------------------------------------------
 

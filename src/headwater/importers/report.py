@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 Severity = Literal["skipped", "attention", "info"]
 SEVERITIES: tuple[Severity, ...] = ("skipped", "attention", "info")
@@ -59,6 +59,7 @@ class ImportReport:
     issues: list[Issue] = field(default_factory=list)
     written: list[str] = field(default_factory=list)  # files written, relative to out_dir
     notes: list[str] = field(default_factory=list)  # how things were mapped, for the reader
+    mapping: list[tuple[str, str]] = field(default_factory=list)  # (imported file, written file)
 
     def add(
         self,
@@ -133,8 +134,39 @@ class ImportReport:
             lines += ["## How the project was mapped", ""]
             lines += [f"- {n}" for n in self.notes]
             lines.append("")
+        if self.mapping:
+            lines += ["## Files", "", "| imported | written |", "| --- | --- |"]
+            lines += [f"| `{a}` | `{b}` |" for a, b in self.mapping]
+            lines.append("")
         return "\n".join(lines)
 
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def print_summary(console: Any, report: ImportReport, *, limit: int = 25) -> None:
+    """The end-of-import summary for a terminal: counts, then what needs attention."""
+    from rich.table import Table
+
+    table = Table(title=f"headwater import {report.tool}", title_justify="left")
+    table.add_column("")
+    table.add_column("converted", justify="right", style="green")
+    table.add_column("not converted", justify="right")
+    for kind, converted, missing in report.summary_rows():
+        table.add_row(kind, str(converted), f"[yellow]{missing}[/]" if missing else "0")
+    console.print(table)
+    todo = report.needs_attention
+    if todo:
+        console.print(f"[bold yellow]needs attention ({len(todo)}):[/]")
+        for issue in todo[:limit]:
+            mark = "[red]not converted[/]" if issue.severity == "skipped" else "[yellow]review[/]"
+            where = f"{issue.location}: " if issue.location else ""
+            console.print(f"  {mark} {where}[bold]{issue.node}[/]: {issue.reason}",
+                          markup=True, highlight=False, soft_wrap=True)
+        if len(todo) > limit:
+            console.print(f"  ... and {len(todo) - limit} more in IMPORT_REPORT.md")
+    else:
+        console.print("[green]nothing needs attention[/]")
+    console.print(f"wrote {len(report.written)} files to {report.out_dir}; "
+                  f"report: {report.out_dir}/IMPORT_REPORT.md")
