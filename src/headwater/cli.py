@@ -362,7 +362,7 @@ def schedule(
     from headwater.scheduler import Scheduler, SchedulerError, format_dry_run
 
     project = _project(project_dir, env)
-    scheduler = Scheduler(project, env=env, threads=threads,
+    scheduler = Scheduler(project, env=env, threads=threads, check_env=not dry_run,
                           log_format="json" if log_format == "json" else "text")
     if dry_run:
         info = scheduler.dry_run(count=count)

@@ -15,7 +15,7 @@ milliseconds::
 
 from __future__ import annotations
 
-import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
@@ -34,21 +34,31 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The real clock. ``wake()`` (e.g. from a signal handler) cuts a sleep short."""
+    """The real clock. ``wake()`` cuts the current (or next) sleep short.
 
-    def __init__(self) -> None:
-        self._wake = threading.Event()
+    ``wake`` only sets a flag, so it is safe to call from a signal handler,
+    which may interrupt the sleeping thread anywhere (a lock-based Event could
+    deadlock there); sleeps are sliced to notice the flag within ``slice``.
+    """
+
+    def __init__(self, slice: float = 0.2) -> None:
+        self.slice = slice
+        self._woken = False
 
     def now(self) -> datetime:
         return datetime.now(UTC)
 
     def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            self._wake.wait(seconds)
-        self._wake.clear()
+        end = time.monotonic() + seconds
+        while not self._woken:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(left, self.slice))
+        self._woken = False
 
     def wake(self) -> None:
-        self._wake.set()
+        self._woken = True
 
 
 class FakeClock:

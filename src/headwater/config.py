@@ -49,7 +49,7 @@ def _checked(check: Callable[[Any], Any], kind: str) -> Callable[[Any], Any]:
         try:
             check(value)
         except ValueError as exc:
-            raise PydanticCustomError(kind, str(exc)) from None
+            raise PydanticCustomError(kind, "{reason}", {"reason": str(exc)}) from None
         return value
 
     return validator
@@ -62,7 +62,7 @@ def _seconds(value: Any) -> Any:
         try:
             return parse_seconds(value)
         except ValueError as exc:
-            raise PydanticCustomError("duration", str(exc)) from None
+            raise PydanticCustomError("duration", "{reason}", {"reason": str(exc)}) from None
     return value
 
 
@@ -257,9 +257,22 @@ def _owner_model(model: type[BaseModel], parents: list[str]) -> type[BaseModel]:
             (f for n, f in owner.model_fields.items() if part in (n, f.alias)), None
         )
         ann = getattr(field, "annotation", None) if field else None
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            owner = ann
+        # list indices and dict keys have no field: stay on the element's model
+        owner = _model_in(ann) or owner
     return owner
+
+
+def _model_in(ann: Any) -> type[BaseModel] | None:
+    """The model inside an annotation: ``M``, ``M | None``, ``list[M]``, ``dict[str, M]``."""
+    import typing
+
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for arg in typing.get_args(ann):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def resolve_env(value: str, *, path: Path | None = None, key: str = "") -> str:

@@ -99,7 +99,9 @@ class Cron:
                 last = utc(fire)
                 yield fire
 
-    def missed(self, since: datetime, until: datetime, limit: int = 1000) -> tuple[int, datetime | None]:
+    def missed(
+        self, since: datetime, until: datetime, limit: int = 1000
+    ) -> tuple[int, datetime | None]:
         """How many fire times lie in ``(since, until]`` (counting stops past ``limit``), and
         the latest of them. Cheap after a long downtime: never walks more than ``limit``."""
         start = utc(since)

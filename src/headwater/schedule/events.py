@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from headwater.clock import Clock
@@ -81,17 +82,26 @@ class LogReporter:
     whole project each time); ``run.end`` counts them.
     """
 
-    def __init__(self, log: EventLog, *, context: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        log: EventLog,
+        *,
+        context: dict[str, Any] | None = None,
+        before: Callable[[], None] | None = None,
+    ) -> None:
         self.log = log
         self.context = context or {}
+        self.before = before or (lambda: None)
 
     def on_start(self, plan: Plan) -> None:
-        pass
+        self.before()
 
     def on_node_start(self, name: str) -> None:
+        self.before()
         self.log.emit("node.start", f"{name} started", node=name, **self.context)
 
     def on_node_end(self, result: NodeResult) -> None:
+        self.before()
         if result.status == "skipped" and not result.blocked:
             return
         rows = f", {result.rows:,} rows" if result.rows is not None else ""

@@ -29,6 +29,9 @@ class Redactor:
         if secret and len(secret) >= _MIN_SECRET:
             self._secrets.add(secret)
 
+    def extend(self, other: Redactor) -> None:
+        self._secrets |= other._secrets
+
     @classmethod
     def for_project(cls, root: Path) -> Redactor:
         """Learn every ``${VAR}`` named in headwater.toml, sources/*.toml and sinks/*.toml."""

@@ -25,15 +25,16 @@ def zone(name: str) -> ZoneInfo:
 
     from headwater.errors import did_you_mean
 
+    iana = ("use an IANA name such as 'America/Los_Angeles', 'Europe/Berlin' or 'UTC' "
+            "(abbreviations like PST are ambiguous and ignore DST)")
     known = available_timezones()
     lowered = {k.lower(): k for k in known}
     if name.lower() in lowered:
         hint = f"did you mean {lowered[name.lower()]!r}?"
+    elif name.isalpha() and name.isupper() and len(name) <= 5:
+        hint = iana
     else:
-        hint = did_you_mean(name.replace(" ", "_"), known) or (
-            "use an IANA name such as 'America/Los_Angeles', 'Europe/Berlin' or 'UTC' "
-            "(abbreviations like PST are ambiguous)"
-        )
+        hint = did_you_mean(name.replace(" ", "_"), known) or iana
     raise ValueError(f"unknown time zone {name!r}; {hint}")
 
 
