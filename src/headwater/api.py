@@ -10,6 +10,7 @@ pyarrow.Table ...
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from functools import cached_property
@@ -107,14 +108,26 @@ class Project:
         exclude: Selection = None,
         full_refresh: bool = False,
         env: str | None = None,
+        now: datetime | None = None,
+        ignore_windows: bool = False,
     ) -> Plan:
-        """What a run would do, and why, without doing it."""
+        """What a run would do, and why, without doing it.
+
+        Sources whose availability window is closed at ``now`` are not touched; the
+        nodes that need them are deferred (their previous data stays published).
+        """
+        from headwater.schedule.deferral import closed_sources, deferred_nodes, deferral_reason
+
         env = env or self.env
         self.reload()
         chosen = self.select(select, exclude)
+        closed = {} if ignore_windows else closed_sources(
+            self.loaded, chosen, now or datetime.now(UTC))
+        held = deferred_nodes(self.loaded, closed, chosen)
+        deferred = {n: deferral_reason(src, closed[src]) for n, src in held.items()}
         cache = self.state.file_hashes()
         before = dict(cache)
-        data_fps = source_data_fps(self.loaded, chosen, cache)
+        data_fps = source_data_fps(self.loaded, [n for n in chosen if n not in closed], cache)
         if cache != before:
             self.state.put_file_hashes({k: v for k, v in cache.items() if before.get(k) != v})
         return build_plan(
@@ -125,6 +138,7 @@ class Project:
             physical=self.state.all_physical(),
             force=chosen if full_refresh else (),
             data_fps=data_fps,
+            deferred=deferred,
         )
 
     def run(
@@ -138,20 +152,23 @@ class Project:
         reporter: Reporter | None = None,
         wait: bool = True,
         on_wait: Callable[[str], None] | None = None,
+        now: datetime | None = None,
+        ignore_windows: bool = False,
     ) -> RunResult:
         """Run the selected nodes that need it; publish each only after it succeeded."""
         env = env or self.env
         lock = ProjectLock(self.state_dir / "run.lock")
         lock.acquire(wait=wait, on_wait=on_wait)
         try:
-            plan = self.plan(select, exclude=exclude, full_refresh=full_refresh, env=env)
+            plan = self.plan(select, exclude=exclude, full_refresh=full_refresh, env=env,
+                             now=now, ignore_windows=ignore_windows)
             engine = self.make_engine()
             if plan.to_run or not _warehouse_exists(engine):
                 engine.open()
                 try:
                     if self._reconcile(engine):
                         plan = self.plan(select, exclude=exclude, full_refresh=full_refresh,
-                                         env=env)
+                                         env=env, now=now, ignore_windows=ignore_windows)
                     runner = Runner(self.loaded, engine, self.state, env=env,
                                     threads=threads or self.threads(), reporter=reporter)
                     return runner.run(plan, selection=_selection_text(select, exclude))

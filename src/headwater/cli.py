@@ -126,6 +126,8 @@ def init(directory: Path, rows: int, seed: int, force: bool) -> None:
 @click.option("--threads", "-t", type=int, default=None, help="Parallel builds (default: cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @click.option("--no-wait", is_flag=True, help="Fail at once if another run holds the project.")
+@click.option("--ignore-windows", is_flag=True,
+              help="Read sources even outside their availability windows.")
 @handle_errors
 def run(
     project_dir: Path | None,
@@ -136,6 +138,7 @@ def run(
     threads: int | None,
     as_json: bool,
     no_wait: bool,
+    ignore_windows: bool,
 ) -> None:
     """Build what changed: ingest sources, run transforms, write sinks.
 
@@ -159,6 +162,7 @@ def run(
             reporter=reporter,
             wait=not no_wait,
             on_wait=waiting,
+            ignore_windows=ignore_windows,
         )
     finally:
         if reporter is not None:

@@ -18,8 +18,9 @@ from rich.table import Table
 from headwater.plan import Plan
 from headwater.runner import NodeResult, RunResult
 
-STATUS_STYLE = {"executed": "green", "skipped": "dim", "failed": "bold red"}
-ACTION_STYLE = {"run": "yellow", "publish": "cyan", "skip": "dim"}
+STATUS_STYLE = {"executed": "green", "skipped": "dim", "failed": "bold red",
+                "deferred": "magenta"}
+ACTION_STYLE = {"run": "yellow", "publish": "cyan", "skip": "dim", "defer": "magenta"}
 
 
 class RichReporter:
@@ -83,7 +84,8 @@ def print_summary(console: Console, result: RunResult) -> None:
     colour = "green" if result.ok else "red"
     console.print(
         f"[{colour}]{result.status}[/]: {c['executed']} executed, {c['skipped']} skipped, "
-        f"{c['failed']} failed in {result.seconds:.2f}s"
+        f"{c['failed']} failed" + (f", {c['deferred']} deferred" if c["deferred"] else "")
+        + f" in {result.seconds:.2f}s"
     )
     checks = [ch for n in result.nodes for ch in n.checks]
     if checks:
@@ -143,7 +145,9 @@ def print_plan(console: Console, plan: Plan) -> None:
         table.add_row(str(i), n.name, n.kind, f"[{style}]{n.action}[/]", n.reason)
     console.print(table)
     runs = sum(1 for n in plan.nodes if n.action == "run")
-    console.print(f"{runs} to run, {len(plan.nodes) - runs} up to date or reused")
+    deferred = sum(1 for n in plan.nodes if n.action == "defer")
+    console.print(f"{runs} to run, {len(plan.nodes) - runs - deferred} up to date or reused"
+                  + (f", {deferred} deferred" if deferred else ""))
 
 
 def print_diff(console: Console, diffs: list[Any], env_a: str, env_b: str) -> None:

@@ -22,7 +22,7 @@ from headwater.project.loader import LoadedProject
 from headwater.project.nodes import Node, SourceNode
 from headwater.state import PhysicalInfo, Published
 
-Action = Literal["skip", "publish", "run"]
+Action = Literal["skip", "publish", "run", "defer"]
 
 
 @dataclass
@@ -56,7 +56,7 @@ class Plan:
 
     @property
     def to_run(self) -> list[NodePlan]:
-        return [n for n in self.nodes if n.action != "skip"]
+        return [n for n in self.nodes if n.action not in ("skip", "defer")]
 
 
 def identity_of(pub: Published | None, physical: Mapping[str, PhysicalInfo]) -> str | None:
@@ -77,6 +77,7 @@ def build_plan(
     physical: Mapping[str, PhysicalInfo],
     force: Iterable[str] = (),
     data_fps: Mapping[str, str] | None = None,
+    deferred: Mapping[str, str] | None = None,
 ) -> Plan:
     """Decide what to do with each selected node; pure but for source data fingerprints."""
     chosen = set(selected)
@@ -93,6 +94,11 @@ def build_plan(
             ident[name] = identity_of(pub, physical)
             continue
         ups = project.graph.upstream[name]
+        if deferred and name in deferred:
+            # its source is outside its availability window: keep what is published
+            out.append(NodePlan(name, node.kind, "defer", deferred[name]))
+            ident[name] = identity_of(pub, physical)
+            continue
         missing = [u for u in ups if u not in chosen and ident.get(u) is None]
         if missing:
             raise ProjectError(

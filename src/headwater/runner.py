@@ -61,7 +61,7 @@ class RunResult:
         return self.status == "success"
 
     def counts(self) -> dict[str, int]:
-        out = {"executed": 0, "skipped": 0, "failed": 0}
+        out = {"executed": 0, "skipped": 0, "failed": 0, "deferred": 0}
         for n in self.nodes:
             out[n.status] = out.get(n.status, 0) + 1
         return out
@@ -168,6 +168,10 @@ class Runner:
                     if bad:
                         self._finish(np, NodeResult(name, np.kind, "skipped",
                                                     f"upstream {bad[0]} failed", blocked=True))
+                        finished(name)
+                        continue
+                    if np.action == "defer":
+                        self._finish(np, NodeResult(name, np.kind, "deferred", np.reason))
                         finished(name)
                         continue
                     self._settle(np)

@@ -263,3 +263,25 @@ def test_touched_or_redelivered_identical_file_is_not_a_change(project: Project)
     data.write_bytes(content.replace(b"3,30", b"3,31"))
     plan = {n.name: n for n in project.plan().nodes}
     assert plan["raw"].reason == "new data in source raw"
+
+
+def test_source_outside_its_window_is_deferred(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    files = dict(BASE)
+    files["sources/raw.toml"] = ('type = "files"\npath = "data/*.csv"\n'
+                                 'window = "02:00-05:00"\nwindow_timezone = "UTC"\n')
+    project = Project(write_project(tmp_path / "p", files))
+    inside = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
+    outside = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+    assert project.run(now=inside).ok
+    (project.root / "data/b.csv").write_text("id,v\n4,40\n")
+    plan = {n.name: n for n in project.plan(now=outside).nodes}
+    assert plan["raw"].action == "defer"
+    assert plan["raw"].reason == "deferred: source raw opens at 02:00 UTC (in 17h)"
+    assert plan["report"].action == "defer"
+    result = project.run(now=outside)
+    assert result.ok and {n.status for n in result.nodes} == {"deferred"}
+    assert project.table("total").to_pylist() == [{"s": 120}]  # previous data stays live
+    project.run(now=inside.replace(day=27))
+    assert project.table("total").to_pylist() == [{"s": 200}]
