@@ -533,6 +533,7 @@ class Scheduler:
                 return self.project.run(
                     select, exclude=exclude, full_refresh=job.full_refresh, env=self.env,
                     threads=self.threads, reporter=reporter, wait=False,
+                    now=self.clock.now(),
                 )
             except LockedError as exc:
                 if job.on_overlap == "skip":
