@@ -49,7 +49,7 @@ from headwater.connectors.base import (
     SourceConfig,
     SourceConnector,
 )
-from headwater.connectors.s3 import S3Settings, is_s3, split_url
+from headwater.connectors.s3 import S3Settings, is_s3, mask_credentials, split_url
 from headwater.errors import ConnectorError
 
 FORMATS = ("csv", "tsv", "parquet", "ndjson", "json")
@@ -164,6 +164,9 @@ class FilesSource(SourceConnector):
 
             self._s3 = S3(self.config, who=f"source {self.name!r}", config_path=self.config_path)
         return self._s3
+
+    def describe(self) -> dict[str, object]:
+        return mask_credentials(super().describe())
 
     def files(self) -> list[Path]:
         """The local files the glob matches (sorted); an error when there are none."""
@@ -570,12 +573,13 @@ class _open_text:  # noqa: N801 - used like open()
     ) -> None:
         self.path, self.compression, self.encoding = path, compression, encoding
         self.shown, self.owner = shown, owner
-        self._raw: BinaryIO | None = None
+        self._open: list[BinaryIO] = []
 
     def __enter__(self) -> Any:
         import io
 
         raw: Any = open(self.path, "rb")  # noqa: SIM115 - closed in __exit__
+        self._open.append(raw)
         if self.compression == "gzip":
             import gzip
 
@@ -584,7 +588,7 @@ class _open_text:  # noqa: N801 - used like open()
             try:
                 import zstandard
             except ImportError:
-                raw.close()
+                self.__exit__()
                 raise ConnectorError(
                     f"source {self.owner.name!r}: decompressing {self.shown} in Python needs "
                     "the zstandard package (for this encoding or on_bad_rows setting)",
@@ -592,14 +596,14 @@ class _open_text:  # noqa: N801 - used like open()
                     hint="pip install zstandard",
                 ) from None
             raw = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
-        self._raw = raw
+        self._open.append(raw)
         return _ErrorsAsConnector(
             io.TextIOWrapper(raw, encoding=self.encoding, newline=""), self.shown, self.owner
         )
 
     def __exit__(self, *exc: object) -> None:
-        if self._raw is not None:
-            self._raw.close()
+        while self._open:  # the (de)compressor first, then the file under it
+            self._open.pop().close()
 
 
 class _ErrorsAsConnector:
@@ -705,6 +709,10 @@ class FilesSink(SinkConnector):
 
             self._s3 = S3(self.config, who=f"sink {self.name!r}", config_path=self.config_path)
         return self._s3
+
+    def describe(self) -> dict[str, object]:
+        """Configuration safe to show (credentials only as ``${VAR}`` references)."""
+        return mask_credentials(self.config.model_dump(exclude={"description", "tags"}))
 
     def target(self) -> Path:
         p = Path(self.config.path)

@@ -302,8 +302,11 @@ class HttpSource(SourceConnector):
             query[pag.param] = 0
             if pag.limit_param:
                 query[pag.limit_param] = pag.limit
-        headers.setdefault("Accept", "application/json")
-        headers.setdefault("User-Agent", "headwater")
+        given = {k.lower() for k in headers}
+        if "accept" not in given:
+            headers["Accept"] = "application/json"
+        if "user-agent" not in given:
+            headers["User-Agent"] = "headwater"
         origin = urlsplit(url).netloc
         seen: set[str] = set()
         previous_digest = ""

@@ -37,6 +37,13 @@ def _load_builtins_and_plugins() -> None:
 
     register(files.FilesSource)
     register(files.FilesSink)
+    # the database connectors import their drivers only when they connect
+    from headwater.connectors import mysql, postgres
+
+    register(postgres.PostgresSource)
+    register(postgres.PostgresSink)
+    register(mysql.MySQLSource)
+    register(mysql.MySQLSink)
     register(http.HttpSource)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:

@@ -51,6 +51,15 @@ class S3Settings(StrictModel):
     session_token: str | None = None
 
 
+def mask_credentials(shown: dict[str, object]) -> dict[str, object]:
+    """``describe()`` output with any credential that is not a ``${VAR}`` reference masked."""
+    for key in _CREDENTIAL_KEYS:
+        value = shown.get(key)
+        if isinstance(value, str) and not _ENV_REF.search(value):
+            shown[key] = "***"
+    return shown
+
+
 def is_s3(path: str) -> bool:
     return path.startswith("s3://")
 
@@ -249,6 +258,9 @@ class S3:
         except ImportError:  # pragma: no cover - boto3 present if we got here
             return ConnectorError(f"{self.who}: cannot {action} {url}: {exc}")
         where = f"{self.who}: cannot {action} {url}"
+        inner = exc.__cause__ or exc.__context__
+        if not isinstance(exc, bx.ClientError) and isinstance(inner, bx.ClientError):
+            exc = inner  # boto3's upload_file wraps the ClientError that says what went wrong
         if isinstance(exc, bx.ClientError):
             err = exc.response.get("Error", {})
             code = str(err.get("Code", ""))
