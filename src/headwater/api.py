@@ -50,9 +50,13 @@ class Project:
     Loading is lazy: nothing is read until a method needs it.
     """
 
-    def __init__(self, path: str | os.PathLike[str] = ".", *, env: str = DEFAULT_ENV) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] = ".", *, env: str = DEFAULT_ENV,
+        engine: str | None = None,
+    ) -> None:
         self.root = find_root(Path(path))
         self.env = env
+        self.engine = engine  # overrides headwater.toml's `engine` ("duckdb" or "spark")
 
     def __repr__(self) -> str:
         return f"Project({str(self.root)!r})"
@@ -87,12 +91,33 @@ class Project:
     def make_engine(self) -> Engine:
         from headwater.engines.duckdb import DuckDBEngine
 
+        kind = self.engine or self.loaded.config.engine
+        if kind == "spark":
+            return self._spark_engine()
+        if kind != "duckdb":
+            raise HeadwaterError(f"unknown engine {kind!r}", hint="use duckdb or spark")
         cfg = self.loaded.config.duckdb
         path = Path(cfg.path)
         return DuckDBEngine(
             path if path.is_absolute() else self.root / path,
             memory_limit=cfg.memory_limit,
             threads=cfg.threads,
+        )
+
+    def _spark_engine(self) -> Engine:
+        try:
+            from headwater.engines.spark import SparkEngine
+        except ImportError:  # pragma: no cover - the extra is missing
+            raise HeadwaterError(
+                "the Spark engine needs pyspark", hint="pip install 'headwater[spark]'"
+            ) from None
+        config = self.loaded.config
+        cfg = config.spark
+        warehouse = Path(cfg.warehouse)
+        return SparkEngine(
+            warehouse if warehouse.is_absolute() else self.root / warehouse,
+            master=cfg.master, remote=cfg.remote, conf=dict(cfg.conf),
+            read_dialect=config.dialect,
         )
 
     def select(self, select: Selection = None, exclude: Selection = None) -> list[str]:
@@ -139,6 +164,11 @@ class Project:
             force=chosen if full_refresh else (),
             data_fps=data_fps,
             deferred=deferred,
+            shared_data_fps={
+                p.physical: p.data_fp
+                for other in self.state.environments() if other != env
+                for p in self.state.published(other).values() if p.physical and p.data_fp
+            },
         )
 
     def run(
@@ -169,6 +199,9 @@ class Project:
                     if self._reconcile(engine):
                         plan = self.plan(select, exclude=exclude, full_refresh=full_refresh,
                                          env=env, now=now, ignore_windows=ignore_windows)
+                    preflight = getattr(engine, "preflight", None)
+                    if preflight is not None:  # SQL the engine cannot run fails here, first
+                        preflight(self.loaded, [n.name for n in plan.to_run])
                     runner = Runner(self.loaded, engine, self.state, env=env,
                                     threads=threads or self.threads(), reporter=reporter)
                     return runner.run(plan, selection=_selection_text(select, exclude))

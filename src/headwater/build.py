@@ -65,20 +65,22 @@ def build_node(
     if isinstance(node, SourceNode):
         from headwater.ingest import ingest
 
-        if rebuild:
-            engine.drop_physical(physical)
+        # a rebuild replaces the table in one transaction (never drop-then-create:
+        # a crash in between would leave the published view pointing at nothing)
         res = ingest(node, engine, physical, root, previous_columns,
                      lambda f: with_retries(f, retries=node.config.retries,
-                                            delay=node.config.retry_delay))
+                                            delay=node.config.retry_delay),
+                     fresh=rebuild)
         src_stats = engine.stats(physical)
         return BuildOutcome(src_stats.rows, src_stats, time.perf_counter() - t0,
-                            warnings=res.warnings, checks=res.checks)
+                            warnings=res.warnings, checks=res.checks, detail=res.describe())
     if isinstance(node, SqlNode) and node.incremental is not None:
         from headwater.incremental_build import build_incremental
         from headwater.project.sql import render_for_engine
 
         def render(refs: Mapping[str, Any]) -> str:
-            return render_for_engine(node.sql, dialect, dict(refs), engine.dialect)
+            # embedded in statements written in DuckDB's dialect (engine.execute)
+            return render_for_engine(node.sql, dialect, dict(refs), "duckdb")
 
         results: list[Any] = []
 
@@ -96,17 +98,23 @@ def build_node(
         inc_stats = engine.stats(physical)
         return BuildOutcome(inc_stats.rows, inc_stats, time.perf_counter() - t0,
                             detail=inc.summary, checks=results)
+    # A forced rebuild of a table that may be published builds beside it and swaps
+    # only after its checks passed: readers never see an unchecked or missing table.
+    replacing = engine.exists(physical)
+    target = f"{physical}__rebuild" if replacing else physical
     if isinstance(node, SqlNode):
-        _build_sql(node, engine, physical, upstream_physical, dialect)
+        _build_sql(node, engine, target, upstream_physical, dialect)
     elif isinstance(node, PythonNode):
-        _build_python(node, engine, physical, upstream_physical)
+        _build_python(node, engine, target, upstream_physical)
     else:  # pragma: no cover - loader only makes the kinds above
         raise TypeError(node)
     try:
-        checked = verify_checks(node, engine, physical, resolve)
+        checked = verify_checks(node, engine, target, resolve)
     except HeadwaterError:
-        engine.drop_physical(physical)  # never reused: the next run rebuilds and rechecks
+        engine.drop_physical(target)  # never reused: the next run rebuilds and rechecks
         raise
+    if replacing:
+        engine.swap_in(target, physical)
     stats = engine.stats(physical) if need_stats or node.materialized == "table" else None
     return BuildOutcome(stats.rows if stats else None, stats, time.perf_counter() - t0,
                         checks=checked)
@@ -232,12 +240,17 @@ def _build_python(node: PythonNode, engine: Engine, physical: str, up: Mapping[s
         kind = frame_kind(node.param_types.get(param))
         if kind == "duckdb" and hasattr(engine, "relation"):
             kwargs[param] = engine.relation(up[param])
+        elif kind == "spark" and hasattr(engine, "dataframe"):
+            kwargs[param] = engine.dataframe(up[param])
         else:
             kwargs[param] = to_frame(engine.read(up[param]), kind)
     try:
         result = func(**kwargs)
     except Exception as exc:
         raise _user_code_error(node, exc, f"{node.function}() raised") from None
+    if hasattr(engine, "build_frame") and type(result).__module__.startswith("pyspark."):
+        engine.build_frame(physical, result)  # a Spark DataFrame stays in Spark
+        return
     data = to_arrow(result)
     if data is None:
         raise TransformError(

@@ -31,6 +31,9 @@ from headwater.project.nodes import SourceNode
 
 log = logging.getLogger(__name__)
 
+HIDDEN_PREFIX = "_hw_"
+HIDDEN_PARTITION = "_hw_file"
+
 _INTS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
          "UINTEGER", "UBIGINT", "UHUGEINT")
 _NUMS = (*_INTS, "FLOAT", "DOUBLE")
@@ -42,6 +45,20 @@ class IngestResult:
     rejected: int = 0
     appended: bool = False
     checks: list[Any] = field(default_factory=list)
+    partitions: list[str] = field(default_factory=list)  # loaded (new or changed)
+    vanished: list[str] = field(default_factory=list)  # removed
+
+    def describe(self) -> str:
+        if not self.partitions and not self.vanished:
+            return ""
+        parts = []
+        if self.partitions:
+            shown = ", ".join(self.partitions[:3]) + (
+                f" and {len(self.partitions) - 3} more" if len(self.partitions) > 3 else "")
+            parts.append(f"loaded {len(self.partitions)} partition(s): {shown}")
+        if self.vanished:
+            parts.append(f"removed {len(self.vanished)} partition(s)")
+        return "; ".join(parts)
 
 
 def quarantine_table(physical: str) -> str:
@@ -130,8 +147,12 @@ def reconcile(
     Returns ``[(output column, input column or None for NULL, type)]``.
     """
     mode = node.config.on_schema_change
+    hidden: list[tuple[str, str | None, str]] = [
+        (n, n, t) for n, t in new_cols if n.startswith(HIDDEN_PREFIX)]
+    new_cols = [(n, t) for n, t in new_cols if not n.startswith(HIDDEN_PREFIX)]
+    old_cols = [(n, t) for n, t in old_cols or [] if not n.startswith(HIDDEN_PREFIX)]
     if not old_cols:
-        return [(n, n, t) for n, t in new_cols], []
+        return [(n, n, t) for n, t in new_cols] + hidden, []
     new, old = dict(new_cols), dict(old_cols)
     added = [c for c in new if c not in old]
     removed = [c for c in old if c not in new]
@@ -162,7 +183,64 @@ def reconcile(
         warnings += [f"{where}: new column {c!r} ({new[c]}) added" for c in added]
     elif added:
         warnings.append(f"{where}: ignored new column(s) {', '.join(added)}")
-    return out, warnings
+    return out + hidden, warnings
+
+
+def _ingest_partitions(
+    node: SourceNode,
+    connector: Any,
+    engine: Engine,
+    physical: str,
+    exists: bool,
+    previous_columns: list[tuple[str, str]] | None,
+    hook: Callable[[str], None] | None,
+    result: IngestResult,
+) -> list[str]:
+    """Load only new and changed partitions (files); drop the rows of vanished ones.
+
+    Each row carries its partition in the hidden ``_hw_file`` column; which
+    partitions (and digests) the table holds is kept in ``_hw_meta.partitions``,
+    written in the same transaction as the rows.
+    """
+    from headwater.engines.base import INTERNAL_SCHEMA, META_SCHEMA
+
+    meta = f'"{META_SCHEMA}".partitions'
+    table = f'"{INTERNAL_SCHEMA}"."{physical}"'
+    current = dict(connector.partitions())
+    stored = dict(engine.fetch(f"SELECT part, digest FROM {meta} WHERE physical = ?",
+                               [physical])) if exists else {}
+    changed = sorted(p for p, d in current.items() if stored.get(p) != d)
+    vanished = sorted(p for p in stored if p not in current)
+    redo = changed + vanished
+
+    def before() -> None:
+        if not exists:
+            engine.execute(f"DELETE FROM {meta} WHERE physical = ?", [physical])
+        elif redo:
+            marks = ", ".join("?" for _ in redo)
+            engine.execute(f'DELETE FROM {table} WHERE "{HIDDEN_PARTITION}" IN ({marks})', redo)
+            engine.execute(f"DELETE FROM {meta} WHERE physical = ? AND part IN ({marks})",
+                           [physical, *redo])
+
+    def after() -> None:
+        for part in changed:
+            engine.execute(f"INSERT INTO {meta} VALUES (?, ?, ?)",
+                           [physical, part, current[part]])
+
+    result.partitions = changed
+    result.vanished = vanished
+    if not changed:
+        with engine.transaction():
+            before()
+        return []
+    connector.only_partitions = set(changed) if exists else None
+    connector.tag_partitions = True
+    reader = connector.read(None)
+    old_cols = engine.columns(physical) if exists else previous_columns
+    projection, warnings = reconcile(node, engine.arrow_columns(reader.schema), old_cols)
+    engine.load_arrow(physical, reader, projection, append=exists, stage_hook=hook,
+                      before=before, after=after)
+    return warnings
 
 
 def ingest(
@@ -172,32 +250,49 @@ def ingest(
     root: Path,
     previous_columns: list[tuple[str, str]] | None,
     retry: Callable[[Callable[[], Any]], Any],
+    *,
+    fresh: bool = False,
 ) -> IngestResult:
     """Read the source and write ``physical``; appends when the source has a cursor."""
     connector = node.meta["connector"](node.name, node.config, root, node.path)
     cursor = connector.cursor_column
     result = IngestResult()
 
+    hook = (lambda stage: _check_incoming(node, engine, physical, stage, result)
+            ) if node.checks else None
+
     def attempt() -> None:
-        appending = bool(cursor) and engine.exists(physical)
+        exists = engine.exists(physical) and not fresh
+        appending = bool(cursor) and exists
         since = engine.max_value(physical, cursor) if appending and cursor else None
-        old_cols = engine.columns(physical) if appending else previous_columns
         try:
-            reader = connector.read(since)
-            projection, warnings = reconcile(node, engine.arrow_columns(reader.schema), old_cols)
-            hook = (lambda stage: _check_incoming(node, engine, physical, stage, result)
-                    ) if node.checks else None
-            engine.load_arrow(physical, reader, projection, append=appending, stage_hook=hook)
+            if connector.partitioned and not cursor:
+                warnings = _ingest_partitions(node, connector, engine, physical, exists,
+                                              previous_columns, hook, result)
+            else:
+                old_cols = engine.columns(physical) if appending else previous_columns
+                reader = connector.read(since)
+                projection, warnings = reconcile(
+                    node, engine.arrow_columns(reader.schema), old_cols)
+                engine.load_arrow(physical, reader, projection, append=appending,
+                                  stage_hook=hook)
         except HeadwaterError:
             raise
         except Exception as exc:
+            streamed = getattr(connector, "stream_error", None)
+            if isinstance(streamed, HeadwaterError):
+                # raised inside the Arrow stream: DuckDB wrapped it; use the original
+                raise streamed from None
             raise ConnectorError(
                 f"source {node.name!r} failed: {type(exc).__name__}: {exc}", path=node.path
             ) from exc
-        result.warnings = warnings
+        result.warnings += warnings
         result.appended = appending
 
-    retry(attempt)
+    if connector.retries_inside:
+        attempt()
+    else:
+        retry(attempt)
     if node.config.on_bad_rows == "quarantine":
         import pyarrow as pa
 

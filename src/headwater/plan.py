@@ -78,6 +78,7 @@ def build_plan(
     force: Iterable[str] = (),
     data_fps: Mapping[str, str] | None = None,
     deferred: Mapping[str, str] | None = None,
+    shared_data_fps: Mapping[str, str] | None = None,
 ) -> Plan:
     """Decide what to do with each selected node; pure but for source data fingerprints."""
     chosen = set(selected)
@@ -129,9 +130,10 @@ def build_plan(
             ident[name] = None
             continue
         upstream = {u: ident[u] or "" for u in ups}
-        if isinstance(node, SourceNode) and getattr(node.config, "cursor", None):
+        if isinstance(node, SourceNode) and appendable(node):
             plan = decide_appendable(node, pub, physical, forced=name in forced,
-                                     data_fp=data_fp, root=project.root)
+                                     data_fp=data_fp, root=project.root,
+                                     shared_data_fps=shared_data_fps or {})
             out.append(plan)
             info = physical.get(plan.physical or "")
             ident[name] = None if plan.action == "run" else (
@@ -215,6 +217,13 @@ def decide_incremental(
     return plan("run", f"{what} (incremental)")
 
 
+def appendable(node: SourceNode) -> bool:
+    """Sources updated in place: by cursor (databases, APIs) or by partition (files)."""
+    connector = node.meta.get("connector")
+    return bool(getattr(node.config, "cursor", None)) or bool(
+        getattr(connector, "partitioned", False))
+
+
 def decide_appendable(
     node: SourceNode,
     pub: Published | None,
@@ -223,6 +232,7 @@ def decide_appendable(
     forced: bool,
     data_fp: str | None,
     root: Path,
+    shared_data_fps: Mapping[str, str] | None = None,
 ) -> NodePlan:
     """An incremental source keeps one physical table per config and appends to it."""
     fp = combine(node.kind, node.code_fp, {}, "appendable")
@@ -237,8 +247,11 @@ def decide_appendable(
     built = phys in physical
     if built and pub is not None and pub.fingerprint == fp and pub.data_fp == data_fp:
         return plan("skip", "up to date")
+    if built and pub is None and (shared_data_fps or {}).get(phys) == data_fp:
+        return plan("publish", "sharing the table another environment loaded (same data)")
     if built:
-        return plan("run", f"new data in source {node.name} (append past the cursor)")
+        how = " (append past the cursor)" if getattr(node.config, "cursor", None) else ""
+        return plan("run", f"new data in source {node.name}{how}")
     return plan("run", why(node, pub, {}, data_fp, root))
 
 

@@ -178,7 +178,7 @@ def test_runtime_failure_publishes_nothing(tmp_path: Path) -> None:
     assert '"discount" not found' in nodes["broken"]["error"]
     assert nodes["broken_report"]["status"] == "skipped"
     assert nodes["broken_report"]["reason"] == "upstream broken failed"
-    assert result["counts"] == {"executed": 2, "skipped": 1, "failed": 1}
+    assert result["counts"] == {"executed": 2, "skipped": 1, "failed": 1, "deferred": 0}
 
     api = Project(project)
     assert api.query("SELECT n FROM order_count").to_pylist() == [{"n": 3}]

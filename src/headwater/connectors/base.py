@@ -53,6 +53,12 @@ class SourceConnector(ABC):
 
     Config: ClassVar[type[SourceConfig]]
     type: ClassVar[str]
+    # partitioned connectors (files) list their partitions with content digests and can
+    # read some of them, each row tagged with its partition: ingestion then touches only
+    # new, changed and vanished partitions
+    partitioned: ClassVar[bool] = False
+    # connectors that retry each request themselves are not retried again as a whole
+    retries_inside: ClassVar[bool] = False
 
     def __init__(self, name: str, config: SourceConfig, root: Path, config_path: Path) -> None:
         self.name = name
@@ -79,6 +85,10 @@ class SourceConnector(ABC):
     def cursor_column(self) -> str | None:
         """The column that makes this source incremental, or None for full loads."""
         return getattr(self.config, "cursor", None)
+
+    def partitions(self) -> list[tuple[str, str]]:
+        """(partition key, content digest) pairs, for ``partitioned`` connectors."""
+        raise NotImplementedError
 
     def rejects(self) -> pa.Table | None:
         """Rows the last ``read`` could not parse (``on_bad_rows = "quarantine"``).

@@ -127,6 +127,10 @@ class _Scratch:
 # -- source -------------------------------------------------------------------------------
 
 
+PARTITION_COLUMN = "_hw_file"  # hidden: which file a row came from (views leave it out)
+PATH_COLUMN = "__hw_path"
+
+
 class FilesSourceConfig(SourceConfig, S3Settings):
     type: Literal["files"] = "files"
     path: str
@@ -142,6 +146,7 @@ class FilesSourceConfig(SourceConfig, S3Settings):
 
 class FilesSource(SourceConnector):
     type = "files"
+    partitioned = True
     Config = FilesSourceConfig
     config: FilesSourceConfig
 
@@ -151,6 +156,9 @@ class FilesSource(SourceConnector):
         self._s3: S3 | None = None
         # an error raised while the reader was consumed (see _stream_failed)
         self.stream_error: ConnectorError | None = None
+        # set by ingestion: read only these partitions, and tag each row with its own
+        self.only_partitions: set[str] | None = None
+        self.tag_partitions = False
 
     # -- which files ----------------------------------------------------------------------
 
@@ -300,6 +308,13 @@ class FilesSource(SourceConnector):
             shown = {str(p): d for p, d in inputs}
             sql, params = self._query(fmt, [str(p) for p, _ in inputs], compression, encoding,
                                       types, store_rejects=store_rejects)
+            if self.tag_partitions:
+                # the partition (file) each row came from, as shown in partitions()
+                params = {**params, "hw_paths": [str(p) for p, _ in inputs],
+                          "hw_labels": [d for _, d in inputs]}
+                sql = (f"SELECT * EXCLUDE ({_q(PATH_COLUMN)}), ($hw_labels)"
+                       f"[list_position($hw_paths, {_q(PATH_COLUMN)})] AS {_q(PARTITION_COLUMN)}"
+                       f" FROM ({sql})")
             con = duckdb.connect()
             try:
                 rel = con.sql(sql, params=params)
@@ -346,11 +361,15 @@ class FilesSource(SourceConnector):
 
     def _inputs(self, scratch: _Scratch) -> list[tuple[Path, str]]:
         """(local file, name to show) for every file to read; S3 objects are downloaded."""
+        only = self.only_partitions
         if not self.on_s3:
-            return [(f, self._display(f)) for f in self.files()]
+            return [(f, self._display(f)) for f in self.files()
+                    if only is None or self._display(f) in only]
         s3 = self.s3()
         out = []
         for obj in self.objects():
+            if only is not None and obj.url not in only:
+                continue
             dest = scratch.path(obj.key.rsplit("/", 1)[-1] or "object")
             s3.download(obj, dest)
             out.append((dest, obj.url))
@@ -463,6 +482,8 @@ class FilesSource(SourceConnector):
                 opts["timestampformat"] = cfg.timestamp_format
             if compression in ("none", "gzip", "zstd"):
                 opts["compression"] = compression
+        if self.tag_partitions:
+            opts["filename"] = PATH_COLUMN
         args = "".join(f", {k} = ${k}" for k in opts)
         sql = f"SELECT * FROM {func}($files{args})"
         return sql, {"files": names, **opts}

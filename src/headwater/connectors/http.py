@@ -127,6 +127,7 @@ class HttpSourceConfig(SourceConfig):
 
 class HttpSource(SourceConnector):
     type = "http"
+    retries_inside = True
     Config = HttpSourceConfig
     config: HttpSourceConfig
 

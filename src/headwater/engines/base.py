@@ -53,7 +53,8 @@ class Engine(ABC):
 
     @abstractmethod
     def physical_ref(self, physical: str) -> Any:
-        """A sqlglot ``exp.Table`` that refers to a physical table."""
+        """A sqlglot expression (table or subquery) reading a physical table as transforms
+        see it: without hidden ``_hw_*`` bookkeeping columns."""
 
     @abstractmethod
     def build_sql(self, physical: str, select_sql: str, *, view: bool = False) -> None:
@@ -72,11 +73,14 @@ class Engine(ABC):
         *,
         append: bool,
         stage_hook: Callable[[str], None] | None = None,
+        before: Callable[[], None] | None = None,
+        after: Callable[[], None] | None = None,
     ) -> None:
         """Create (or, with ``append``, insert into) ``physical`` from Arrow data in one
         transaction. ``projection`` lists (column, input column or None for NULL, type);
         appends add columns the table lacks. ``stage_hook(staging_table)`` runs inside
-        the transaction on the incoming rows before they are written (checks)."""
+        the transaction on the incoming rows before they are written (checks);
+        ``before``/``after`` run inside it too (partition bookkeeping)."""
 
     @abstractmethod
     def exists(self, physical: str) -> bool: ...
@@ -121,6 +125,10 @@ class Engine(ABC):
 
     @abstractmethod
     def drop_physical(self, physical: str) -> None: ...
+
+    @abstractmethod
+    def swap_in(self, staging: str, physical: str) -> None:
+        """Replace ``physical`` by ``staging`` (renamed to it) in one transaction."""
 
     @abstractmethod
     def query(self, sql: str, limit: int | None = None) -> pa.Table:

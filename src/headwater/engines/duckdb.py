@@ -26,6 +26,9 @@ class WarehouseBusyError(HeadwaterError):
     exit_code = 3
 
 
+HIDDEN_PREFIX = "_hw_"
+
+
 def _q(name: str) -> str:
     """Quote an identifier for DuckDB: double quotes, embedded quotes doubled."""
     return '"' + name.replace('"', '""') + '"'
@@ -57,6 +60,7 @@ class DuckDBEngine(Engine):
         self.threads = threads
         self._con: duckdb.DuckDBPyConnection | None = None
         self._local = threading.local()
+        self._hidden: dict[str, list[str]] = {}
 
     # -- connections ------------------------------------------------------
 
@@ -119,10 +123,30 @@ class DuckDBEngine(Engine):
         ).fetchall()
         return {r[0] for r in rows}
 
-    def physical_ref(self, physical: str) -> exp.Table:
+    def physical_ref(self, physical: str) -> exp.Expr:
+        """How transforms read a physical table: hidden bookkeeping columns left out."""
         from sqlglot import exp
 
-        return exp.table_(physical, db=INTERNAL_SCHEMA, quoted=True)
+        hidden = self.hidden_columns(physical)
+        if not hidden:
+            return exp.table_(physical, db=INTERNAL_SCHEMA, quoted=True)
+        import sqlglot
+
+        return exp.Subquery(this=sqlglot.parse_one(self._select_visible(physical),
+                                                   dialect="duckdb"))
+
+    def hidden_columns(self, physical: str) -> list[str]:
+        """Bookkeeping columns (``_hw_*``) of a physical table, e.g. the source file."""
+        cached = self._hidden.get(physical)
+        if cached is None:
+            cached = [c for c, _ in self.columns(physical) if c.startswith(HIDDEN_PREFIX)]
+            self._hidden[physical] = cached
+        return cached
+
+    def _select_visible(self, physical: str) -> str:
+        hidden = self.hidden_columns(physical)
+        cols = f"* EXCLUDE ({', '.join(_q(c) for c in hidden)})" if hidden else "*"
+        return f"SELECT {cols} FROM {self._fq(physical)}"
 
     def _fq(self, physical: str) -> str:
         return f"{_q(INTERNAL_SCHEMA)}.{_q(physical)}"
@@ -149,6 +173,8 @@ class DuckDBEngine(Engine):
         *,
         append: bool,
         stage_hook: Callable[[str], None] | None = None,
+        before: Callable[[], None] | None = None,
+        after: Callable[[], None] | None = None,
     ) -> None:
         cur = self.con
         view = f"__hw_arrow_{threading.get_ident()}"
@@ -160,6 +186,8 @@ class DuckDBEngine(Engine):
         cur.register(view, data)
         try:
             with self.transaction():
+                if before is not None:
+                    before()
                 if stage_hook is not None:
                     # checks look at (and may quarantine from) the incoming rows first
                     stage = _q(f"__hw_stage_{threading.get_ident()}")
@@ -178,6 +206,8 @@ class DuckDBEngine(Engine):
                     cur.execute(f"CREATE OR REPLACE TABLE {self._fq(physical)} AS {source}")
                 if stage_hook is not None:
                     cur.execute(f"DROP TABLE {stage}")
+                if after is not None:
+                    after()
         finally:
             cur.unregister(view)
 
@@ -219,7 +249,8 @@ class DuckDBEngine(Engine):
     def stats(self, physical: str) -> TableStats:
         fq = self._fq(physical)
         cols = self.con.execute(f"DESCRIBE {fq}").fetchall()
-        columns = [(str(c[0]), str(c[1])) for c in cols]
+        columns = [(str(c[0]), str(c[1])) for c in cols
+                   if not str(c[0]).startswith(HIDDEN_PREFIX)]
         # fetchall, not fetchone: DuckDB refuses new work on a cursor with an undrained result
         rows, total = self.con.execute(
             f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM {fq} AS t"
@@ -228,7 +259,7 @@ class DuckDBEngine(Engine):
         return TableStats(int(rows), f"{rows}:{total}:{schema_sig}", columns)
 
     def read(self, physical: str) -> pa.Table:
-        return self.con.sql(f"SELECT * FROM {self._fq(physical)}").to_arrow_table()
+        return self.con.sql(self._select_visible(physical)).to_arrow_table()
 
     def reader(
         self, physical: str, where: tuple[str, str] | None = None
@@ -236,9 +267,9 @@ class DuckDBEngine(Engine):
         # a cursor of its own: the reader may be consumed while this thread does other work
         cur = self._con.cursor() if self._con is not None else self.con
         if where is None:
-            return cur.sql(f"SELECT * FROM {self._fq(physical)}").to_arrow_reader(100_000)
+            return cur.sql(self._select_visible(physical)).to_arrow_reader(100_000)
         column, value = where
-        rel = cur.sql(f"SELECT * FROM {self._fq(physical)}").filter(
+        rel = cur.sql(self._select_visible(physical)).filter(
             duckdb_column_equals(column, value)
         )
         return rel.to_arrow_reader(100_000)
@@ -252,19 +283,32 @@ class DuckDBEngine(Engine):
         return {str(p): f"{n}:{h}" for p, n, h in rows}
 
     def relation(self, physical: str) -> duckdb.DuckDBPyRelation:
-        return self.con.table(f"{INTERNAL_SCHEMA}.{physical}")
+        return self.con.sql(self._select_visible(physical))
 
     def publish(self, env: str, name: str, physical: str) -> None:
         schema = public_schema(env)
         cur = self.con
         cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(schema)}")
         target = f"{_q(schema)}.{_q(name)}"
-        cur.execute(f"CREATE OR REPLACE VIEW {target} AS SELECT * FROM {self._fq(physical)}")
+        cur.execute(f"CREATE OR REPLACE VIEW {target} AS {self._select_visible(physical)}")
 
     def unpublish(self, env: str, name: str) -> None:
         self.con.execute(f"DROP VIEW IF EXISTS {_q(public_schema(env))}.{_q(name)}")
 
+    def swap_in(self, staging: str, physical: str) -> None:
+        kinds = dict(self.con.execute(
+            "SELECT table_name, table_type FROM information_schema.tables"
+            " WHERE table_schema = ? AND table_name IN (?, ?)",
+            [INTERNAL_SCHEMA, staging, physical]).fetchall())
+        old = "VIEW" if kinds.get(physical) == "VIEW" else "TABLE"
+        new = "VIEW" if kinds.get(staging) == "VIEW" else "TABLE"
+        with self.transaction():
+            self.con.execute(f"DROP {old} IF EXISTS {self._fq(physical)}")
+            self.con.execute(f"ALTER {new} {self._fq(staging)} RENAME TO {_q(physical)}")
+        self._hidden.pop(physical, None)
+
     def drop_physical(self, physical: str) -> None:
+        self._hidden.pop(physical, None)
         fq = self._fq(physical)
         row = self.con.execute(
             "SELECT table_type FROM information_schema.tables"
