@@ -10,9 +10,9 @@ pyarrow.Table ...
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 from headwater.errors import HeadwaterError, SelectionError, did_you_mean
 from headwater.graph import Graph
 from headwater.lock import ProjectLock
-from headwater.plan import Plan, build_plan, source_data_fps
+from headwater.plan import NodePlan, Plan, build_plan, source_data_fps
 from headwater.project.loader import LoadedProject, find_root, load_project
 from headwater.runner import Reporter, Runner, RunResult
 from headwater.state import StateStore
@@ -135,13 +135,18 @@ class Project:
         env: str | None = None,
         now: datetime | None = None,
         ignore_windows: bool = False,
+        backfill: Mapping[str, tuple[str, str]] | None = None,
+        preview: bool = False,
     ) -> Plan:
         """What a run would do, and why, without doing it.
+
+        With ``preview``, incremental nodes also say which windows they would process
+        (this reads the warehouse, read-only).
 
         Sources whose availability window is closed at ``now`` are not touched; the
         nodes that need them are deferred (their previous data stays published).
         """
-        from headwater.schedule.deferral import closed_sources, deferred_nodes, deferral_reason
+        from headwater.schedule.deferral import closed_sources, deferral_reason, deferred_nodes
 
         env = env or self.env
         self.reload()
@@ -155,7 +160,7 @@ class Project:
         data_fps = source_data_fps(self.loaded, [n for n in chosen if n not in closed], cache)
         if cache != before:
             self.state.put_file_hashes({k: v for k, v in cache.items() if before.get(k) != v})
-        return build_plan(
+        plan = build_plan(
             self.loaded,
             env=env,
             selected=chosen,
@@ -164,12 +169,70 @@ class Project:
             force=chosen if full_refresh else (),
             data_fps=data_fps,
             deferred=deferred,
+            backfill=backfill,
             shared_data_fps={
                 p.physical: p.data_fp
                 for other in self.state.environments() if other != env
                 for p in self.state.published(other).values() if p.physical and p.data_fp
             },
         )
+        if preview:
+            self._preview_windows(plan, env)
+        return plan
+
+    def _preview_partitions(self, n: NodePlan, engine: Engine) -> str:
+        from headwater.engines.base import META_SCHEMA
+        from headwater.ingest import IngestResult
+
+        node = self.loaded.nodes[n.name]
+        config = getattr(node, "config", None)
+        connector = node.meta["connector"](node.name, config, self.root, node.path)
+        connector.hash_cache = self.state.file_hashes()
+        current = dict(connector.partitions())
+        stored = dict(engine.fetch(
+            f'SELECT part, digest FROM "{META_SCHEMA}".partitions WHERE physical = ?',
+            [n.physical])) if n.physical and engine.exists(n.physical) else {}
+        res = IngestResult(partitions=sorted(p for p, d in current.items()
+                                             if stored.get(p) != d),
+                           vanished=sorted(p for p in stored if p not in current))
+        return res.describe().replace("loaded", "load").replace("removed", "remove") or \
+            "find no changed partition"
+
+    def _preview_windows(self, plan: Plan, env: str) -> None:
+        """Add to each incremental node's reason the windows it would process."""
+        from headwater.engines.duckdb import WarehouseBusyError
+        from headwater.incremental_build import build_incremental
+
+        todo = [n for n in plan.nodes if n.incremental and n.action == "run" and not n.rebuild]
+        sources = [n for n in plan.nodes if n.kind == "source" and n.action == "run"
+                   and not n.rebuild and getattr(self.loaded.nodes[n.name].meta.get("connector"),
+                                                 "partitioned", False)]
+        if not todo and not sources:
+            return
+        waiting = [n for n in todo if n.pending]
+        for n in waiting:
+            n.reason += " (its windows are known once its upstreams are built)"
+        ready = [n for n in todo if not n.pending]
+        if not (ready or sources) or not _warehouse_exists(self.make_engine()):
+            return
+        published = self.state.published(env)
+        try:
+            with self.reading() as engine:
+                for n in sources:
+                    n.reason += f": would {self._preview_partitions(n, engine)}"
+                for n in ready:
+                    node = self.loaded.nodes[n.name]
+                    ups = {u: published[u].physical for u in self.graph.upstream[n.name]
+                           if u in published and published[u].physical}
+                    if not n.physical or not engine.exists(n.physical):
+                        continue
+                    out = build_incremental(
+                        node, engine, n.physical, ups, n.upstream,  # type: ignore[arg-type]
+                        lambda refs: "", rebuild=False, backfill=n.backfill, preview=True)
+                    n.reason += f": would process {out.summary}"
+        except WarehouseBusyError:
+            for n in ready:
+                n.reason += " (windows unknown: a run is in progress)"
 
     def run(
         self,
@@ -184,6 +247,7 @@ class Project:
         on_wait: Callable[[str], None] | None = None,
         now: datetime | None = None,
         ignore_windows: bool = False,
+        backfill: Mapping[str, tuple[str, str]] | None = None,
     ) -> RunResult:
         """Run the selected nodes that need it; publish each only after it succeeded."""
         env = env or self.env
@@ -191,14 +255,15 @@ class Project:
         lock.acquire(wait=wait, on_wait=on_wait)
         try:
             plan = self.plan(select, exclude=exclude, full_refresh=full_refresh, env=env,
-                             now=now, ignore_windows=ignore_windows)
+                             now=now, ignore_windows=ignore_windows, backfill=backfill)
             engine = self.make_engine()
             if plan.to_run or not _warehouse_exists(engine):
                 engine.open()
                 try:
                     if self._reconcile(engine):
                         plan = self.plan(select, exclude=exclude, full_refresh=full_refresh,
-                                         env=env, now=now, ignore_windows=ignore_windows)
+                                         env=env, now=now, ignore_windows=ignore_windows,
+                                         backfill=backfill)
                     preflight = getattr(engine, "preflight", None)
                     if preflight is not None:  # SQL the engine cannot run fails here, first
                         preflight(self.loaded, [n.name for n in plan.to_run])
@@ -212,6 +277,35 @@ class Project:
             return runner.run(plan, selection=_selection_text(select, exclude))
         finally:
             lock.release()
+
+    def backfill(
+        self, node: str, start: str, end: str, *, env: str | None = None,
+        reporter: Reporter | None = None, downstream: bool = True,
+    ) -> RunResult:
+        """Recompute the windows of ``node`` from ``start`` up to (not including) ``end``.
+
+        Only for ``@incremental: by ...`` nodes; downstream nodes follow as usual (an
+        incremental one processes the windows whose input changed).
+        """
+        from headwater.incremental_build import window_label
+
+        self.reload()
+        target = self.loaded.nodes.get(node)
+        spec = getattr(target, "incremental", None)
+        if target is None or spec is None or spec.strategy != "window":
+            raise SelectionError(
+                f"{node!r} is not a time-window incremental transform",
+                hint="backfill works on `-- @incremental: by <column> <grain>` nodes; "
+                f"use `headwater run --full-refresh --select {node}` for others",
+            )
+        try:
+            labels = (window_label(start, spec.grain), window_label(end, spec.grain))
+        except ValueError as exc:
+            raise SelectionError(str(exc), hint="dates look like 2026-11-01") from None
+        if labels[0] >= labels[1]:
+            raise SelectionError(f"--start {start} is not before --end {end}")
+        return self.run(f"{node}+" if downstream else node, env=env, reporter=reporter,
+                        backfill={node: labels})
 
     def threads(self) -> int:
         return self.loaded.config.threads or os.cpu_count() or 1

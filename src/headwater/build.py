@@ -54,6 +54,7 @@ def build_node(
     rebuild: bool = False,
     upstream_identity: Mapping[str, str] | None = None,
     resolve: Callable[[str], str] | None = None,
+    backfill: tuple[str, str] | None = None,
 ) -> BuildOutcome:
     """Build ``node`` into ``physical`` (or write the sink); raise a HeadwaterError on failure."""
     t0 = time.perf_counter()
@@ -90,7 +91,7 @@ def build_node(
         try:
             inc = build_incremental(node, engine, physical, upstream_physical,
                                     upstream_identity or {}, render, rebuild=rebuild,
-                                    verify=verify)
+                                    verify=verify, backfill=backfill)
         except HeadwaterError:
             raise
         except Exception as exc:

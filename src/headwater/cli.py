@@ -128,6 +128,8 @@ def init(directory: Path, rows: int, seed: int, force: bool) -> None:
 @click.option("--no-wait", is_flag=True, help="Fail at once if another run holds the project.")
 @click.option("--ignore-windows", is_flag=True,
               help="Read sources even outside their availability windows.")
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default=None,
+              help="Run on this engine instead of headwater.toml's `engine`.")
 @handle_errors
 def run(
     project_dir: Path | None,
@@ -139,6 +141,7 @@ def run(
     as_json: bool,
     no_wait: bool,
     ignore_windows: bool,
+    engine: str | None,
 ) -> None:
     """Build what changed: ingest sources, run transforms, write sinks.
 
@@ -147,6 +150,7 @@ def run(
     from headwater.console import RichReporter, print_failures, print_summary
 
     project = _project(project_dir, env)
+    project.engine = engine
     err = _console(stderr=True)
     reporter = None if as_json else RichReporter(_console())
 
@@ -176,6 +180,34 @@ def run(
 
 
 @main.command()
+@click.argument("node")
+@click.option("--start", required=True, help="First date to recompute (YYYY-MM-DD).")
+@click.option("--end", required=True, help="Date to stop before (YYYY-MM-DD, exclusive).")
+@project_option
+@env_option
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@handle_errors
+def backfill(
+    node: str, start: str, end: str, project_dir: Path | None, env: str, as_json: bool
+) -> None:
+    """Recompute NODE's windows from START up to END, then what depends on it."""
+    from headwater.console import RichReporter, print_failures, print_summary
+
+    reporter = None if as_json else RichReporter(_console())
+    try:
+        result = _project(project_dir, env).backfill(node, start, end, reporter=reporter)
+    finally:
+        if reporter is not None:
+            reporter.stop()
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        print_summary(_console(), result)
+    print_failures(_console(stderr=True), result)
+    sys.exit(0 if result.ok else 1)
+
+
+@main.command()
 @project_option
 @select_options
 @env_option
@@ -194,7 +226,8 @@ def plan(
     from headwater.console import print_plan
 
     project = _project(project_dir, env)
-    result = project.plan(select or None, exclude=exclude or None, full_refresh=full_refresh)
+    result = project.plan(select or None, exclude=exclude or None, full_refresh=full_refresh,
+                          preview=True)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
@@ -464,6 +497,32 @@ def import_dbt(
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
         print_summary(_console(), report)
+
+
+@main.command()
+@project_option
+@env_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but the loopback needs a token.")
+@click.option("--port", default=8580, show_default=True, type=int,
+              help="Port to listen on (0 picks a free one).")
+@click.option("--token", envvar="HEADWATER_TOKEN", default=None, show_envvar=True,
+              help="Secret that requests starting runs must send; required off the loopback.")
+@handle_errors
+def serve(project_dir: Path | None, env: str, host: str, port: int, token: str | None) -> None:
+    """Serve the web UI: the graph by status, nodes, lineage, runs, live progress.
+
+    Runs started from the UI execute in this process. Ctrl-C stops the server
+    (a run in progress is finished first).
+    """
+    from headwater.web import serve as serve_web
+
+    def announce(url: str) -> None:
+        _console(stderr=True).print(f"Headwater UI for [bold]{project.root.name}[/] at {url}"
+                                    "  (Ctrl-C to stop)")
+
+    project = _project(project_dir, env)
+    serve_web(project, host=host, port=port, token=token or None, announce=announce)
 
 
 if __name__ == "__main__":  # pragma: no cover

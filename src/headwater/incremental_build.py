@@ -51,8 +51,12 @@ def build_incremental(
     *,
     rebuild: bool,
     verify: Callable[[str | None], None] | None = None,
+    backfill: tuple[str, str] | None = None,
+    preview: bool = False,
 ) -> IncrementalOutcome:
     """Process what changed for ``node``; ``render(refs)`` gives its SQL with upstream refs.
+
+    With ``preview``, only say which windows a run would process (reads, never writes).
 
     ``verify(scope)`` runs inside the transaction after the rows changed (``scope``: a
     condition selecting the rows just written, or None for all); raising rolls back.
@@ -89,12 +93,64 @@ def build_incremental(
                 out[u] = exp.table_(phys, db=INTERNAL_SCHEMA, quoted=True)
         return out
 
+    if preview:
+        if spec.strategy != "window":
+            return IncrementalOutcome(f"rows past the largest {spec.column}", [])
+        fresh = not engine.exists(physical)
+        _, todo, vanished, why = decide_windows(node, engine, physical, windowed, dim_fp, refs,
+                                                fresh, backfill)
+        return IncrementalOutcome(describe_windows(todo, vanished, why, fresh), sorted(todo))
     fresh = rebuild or not engine.exists(physical)
     check = verify or (lambda _scope: None)
     if spec.strategy == "window":
         return _windows(node, engine, physical, spec, windowed, dim_fp, refs, render, fresh,
-                        check)
+                        check, backfill)
     return _cursor(node, engine, physical, spec, refs, render, fresh, check)
+
+
+def decide_windows(
+    node: SqlNode,
+    engine: Engine,
+    physical: str,
+    windowed: list[str],
+    dim_fp: str,
+    refs: Callable[[Callable[[str], str] | None], dict[str, Any]],
+    fresh: bool,
+    backfill: tuple[str, str] | None = None,
+) -> tuple[dict[str, str], set[str], set[str], str]:
+    """(input fingerprint per window, windows to process, windows gone, why) — reads only."""
+    spec: IncrementalSpec = node.incremental
+    grain = spec.grain or "day"
+    in_label = f"coalesce({window_label_sql(_q(spec.input_column), grain)}, {_lit(NULL_LABEL)})"
+    current: dict[str, str] = {}
+    for u in sorted(windowed):
+        source = refs(None)[u].sql(dialect="duckdb")
+        rows = engine.fetch(
+            f"SELECT {in_label} AS w, count(*)::VARCHAR || ':' ||"
+            f" coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM {source} AS t GROUP BY w"
+        )
+        for w, fp in rows:
+            current[w] = hashlib.sha256(f"{current.get(w, '')}|{u}:{fp}".encode()).hexdigest()
+    meta = f"{_q(META_SCHEMA)}.windows"
+    stored = {} if fresh else dict(
+        engine.fetch(f"SELECT label, fp FROM {meta} WHERE physical = ?", [physical]))
+    vanished: set[str] = set()
+    if fresh or stored.get(DIMENSIONS) != dim_fp:
+        todo = set(current)
+        reason = "full build" if fresh else "a dimension upstream changed: all windows"
+    else:
+        todo = {w for w, fp in current.items() if stored.get(w) != fp}
+        vanished = {w for w in stored if w not in current and w != DIMENSIONS}
+        reason = ""
+    labels = sorted(w for w in current if w != NULL_LABEL)
+    if not fresh and node.lookback:
+        # like SQLMesh: the latest window and the N before it, every run
+        todo |= set(labels[-(int(node.lookback["n"]) + 1):])
+    if not fresh and backfill is not None:
+        start, end = backfill
+        todo |= {w for w in labels if start <= w < end}
+        reason = reason or "backfill"
+    return current, todo, vanished, reason
 
 
 def _windows(
@@ -108,35 +164,14 @@ def _windows(
     render: Callable[[Mapping[str, Any]], str],
     fresh: bool,
     verify: Callable[[str | None], None],
+    backfill: tuple[str, str] | None = None,
 ) -> IncrementalOutcome:
     grain = spec.grain or "day"
     in_label = f"coalesce({window_label_sql(_q(spec.input_column), grain)}, {_lit(NULL_LABEL)})"
     out_label = f"coalesce({window_label_sql(_q(spec.column), grain)}, {_lit(NULL_LABEL)})"
-    current: dict[str, str] = {}
-    for u in sorted(windowed):
-        phys = refs(None)[u]
-        source = phys.sql(dialect="duckdb")
-        rows = engine.fetch(
-            f"SELECT {in_label} AS w, count(*)::VARCHAR || ':' ||"
-            f" coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM {source} AS t GROUP BY w"
-        )
-        for w, fp in rows:
-            current[w] = hashlib.sha256(f"{current.get(w, '')}|{u}:{fp}".encode()).hexdigest()
     meta = f"{_q(META_SCHEMA)}.windows"
-    stored = {} if fresh else dict(
-        engine.fetch(f"SELECT label, fp FROM {meta} WHERE physical = ?", [physical]))
-    if fresh or stored.get(DIMENSIONS) != dim_fp:
-        todo = set(current)
-        reason = "full build" if fresh else "a dimension upstream changed: all windows"
-        vanished: set[str] = set()
-    else:
-        todo = {w for w, fp in current.items() if stored.get(w) != fp}
-        vanished = {w for w in stored if w not in current and w != DIMENSIONS}
-        reason = ""
-    labels = sorted(w for w in current if w != NULL_LABEL)
-    if not fresh and node.lookback:
-        # like SQLMesh: the latest window and the N before it, every run
-        todo |= set(labels[-(int(node.lookback["n"]) + 1):])
+    current, todo, vanished, reason = decide_windows(
+        node, engine, physical, windowed, dim_fp, refs, fresh, backfill)
     if not fresh and not todo and not vanished:
         return IncrementalOutcome("no window changed", [])
 
@@ -167,14 +202,32 @@ def _windows(
             engine.execute(f"INSERT INTO {meta} VALUES (?, ?, ?)", mark)
         verify(None if fresh else f"{out_label} IN ({', '.join(_lit(w) for w in sorted(todo))})"
                if todo else "FALSE")
+    return IncrementalOutcome(describe_windows(todo, vanished, reason, fresh), sorted(todo))
+
+
+def describe_windows(todo: set[str], vanished: set[str], reason: str, fresh: bool) -> str:
     done = sorted(todo)
     if fresh:
-        return IncrementalOutcome(f"{reason}: {len(done)} window(s)", done)
+        return f"{reason}: {len(done)} window(s)"
+    if not done and not vanished:
+        return "no window changed"
     shown = ", ".join(done[:5]) + (f" and {len(done) - 5} more" if len(done) > 5 else "")
     parts = [f"{len(done)} window(s) {reason or 'changed'}: {shown}" if done else ""]
     if vanished:
         parts.append(f"{len(vanished)} window(s) removed")
-    return IncrementalOutcome("; ".join(p for p in parts if p), done)
+    return "; ".join(p for p in parts if p)
+
+
+def window_label(value: str, grain: str) -> str:
+    """The label of the window holding a date or timestamp given as text (``--start``)."""
+    import datetime as dt
+
+    try:
+        t = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date (YYYY-MM-DD) or timestamp") from None
+    fmt = {"hour": "%Y-%m-%dT%H", "day": "%Y-%m-%d", "month": "%Y-%m"}[grain]
+    return t.strftime(fmt)
 
 
 def _cursor(

@@ -36,12 +36,14 @@ class NodePlan:
     pending: bool = False  # fingerprint depends on upstreams built in this run
     rebuild: bool = False  # drop an appendable table and load it from scratch
     incremental: bool = False  # updated in place; runs when upstream content changed
+    backfill: tuple[str, str] | None = None  # window labels [start, end) to recompute
     data_fp: str | None = None
     upstream: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("upstream")
+        d.pop("backfill")
         return d
 
 
@@ -79,6 +81,7 @@ def build_plan(
     data_fps: Mapping[str, str] | None = None,
     deferred: Mapping[str, str] | None = None,
     shared_data_fps: Mapping[str, str] | None = None,
+    backfill: Mapping[str, tuple[str, str]] | None = None,
 ) -> Plan:
     """Decide what to do with each selected node; pure but for source data fingerprints."""
     chosen = set(selected)
@@ -119,6 +122,11 @@ def build_plan(
         if getattr(node, "incremental", None) is not None:
             plan = decide_incremental(node, struct[name], pub, physical, ident, pending_up,
                                       forced=name in forced, root=project.root)
+            if backfill and name in backfill and not plan.rebuild:
+                start, end = backfill[name]
+                plan.action, plan.backfill = "run", (start, end)
+                plan.pending = bool(pending_up)
+                plan.reason = f"backfill {start} .. {end}"
             out.append(plan)
             info = physical.get(plan.physical or "")
             ident[name] = None if plan.action == "run" else (

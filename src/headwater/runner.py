@@ -204,7 +204,8 @@ class Runner:
             np.upstream, np.pending = upstream, False
             rebuilt = [u for u in ups
                        if self._results.get(u) and self._results[u].status == "executed"]
-            if (not np.rebuild and pub is not None and pub.fingerprint == np.fingerprint
+            if (not np.rebuild and not np.backfill and pub is not None
+                    and pub.fingerprint == np.fingerprint
                     and pub.upstream == upstream and np.physical in self.physical_info):
                 np.action = "skip"
                 np.reason = (f"upstream {rebuilt[0]} rebuilt, output unchanged" if rebuilt
@@ -248,6 +249,7 @@ class Runner:
             rebuild=np.rebuild,
             upstream_identity={u: self.identities.get(u, "") for u in ups},
             resolve=self._resolve,
+            backfill=np.backfill,
         )
 
     def _resolve(self, name: str) -> str:

@@ -109,7 +109,8 @@ def test_code_change_rebuilds_from_scratch_and_lookback(tmp_path: Path) -> None:
         day_file(project.root, d)
     project.run()
     daily = project.root / "transforms/daily.sql"
-    daily.write_text(daily.read_text().replace("-- @incremental", "-- @lookback: 2\n-- @incremental"))
+    text = daily.read_text()
+    daily.write_text(text.replace("-- @incremental", "-- @lookback: 2\n-- @incremental"))
     result = project.run()
     assert "full build" in reasons(result)["daily"]
     day_file(project.root, 4)
@@ -154,3 +155,27 @@ def test_append_and_merge(tmp_path: Path, strategy: str) -> None:
     else:
         assert rows == [{"device_id": "d2", "seq": 2, "v": 20},
                         {"device_id": "d1", "seq": 3, "v": 30}]
+
+
+def test_plan_shows_windows_and_backfill_recomputes_a_range(tmp_path: Path) -> None:
+    project = make(tmp_path)
+    for d in (1, 2, 3, 4):
+        day_file(project.root, d)
+    project.run()
+    day_file(project.root, 5)
+    plan = {n.name: n.reason for n in project.plan(preview=True).nodes}
+    assert plan["telemetry"].endswith("would load 1 partition(s): data/t/2026-11-05.csv")
+    assert "known once its upstreams are built" in plan["daily"]
+    project.run("telemetry")
+    plan = {n.name: n.reason for n in project.plan(preview=True).nodes}
+    assert "would process 1 window(s) changed: 2026-11-05" in plan["stg"]
+    project.run()
+    result = project.backfill("daily", "2026-11-02", "2026-11-04")
+    reasons_ = reasons(result)
+    assert "backfill 2026-11-02 .. 2026-11-04" in reasons_["daily"]
+    assert "2 window(s) backfill: 2026-11-02, 2026-11-03" in reasons_["daily"]
+    assert checksums(project) == full_rebuild(project, tmp_path)
+    from headwater.errors import SelectionError
+
+    with pytest.raises(SelectionError, match="not a time-window incremental"):
+        project.backfill("overall", "2026-11-01", "2026-11-02")
