@@ -89,7 +89,8 @@ def sql_lineage(
     except Exception as exc:
         return coarse_lineage(output or [], schemas, f"cannot parse the SQL: {_first_line(exc)}")
     notes = _projection_notes(tree, dialect)
-    known = {t: dict.fromkeys(cols, "UNKNOWN") for t, cols in schemas.items() if cols is not None}
+    known: dict[str, object] = {
+        t: dict.fromkeys(cols, "UNKNOWN") for t, cols in schemas.items() if cols is not None}
     try:
         qualified = qualify(
             tree, schema=known, dialect=dialect, validate_qualify_columns=False,
@@ -142,7 +143,12 @@ def _projection_notes(tree: Any, dialect: str) -> list[tuple[str, str, str | Non
             if isinstance(node, exp.Query) and node is not proj:
                 continue
             comments.extend(c.strip() for c in node.comments or () if c.strip())
-        expression = None if star else inner.sql(dialect=dialect, comments=False)
+        if star:
+            expression = None
+        elif isinstance(inner, exp.Column) and isinstance(inner.this, exp.Identifier):
+            expression = ".".join(p.name for p in inner.parts)  # cheaper than generating
+        else:
+            expression = inner.sql(dialect=dialect, comments=False)
         if expression and len(expression) > 400:
             expression = expression[:399] + "…"
         out.append((proj.alias_or_name, " ".join(comments), expression, star))
@@ -347,7 +353,8 @@ class _Walker:
             select = _leftmost(src.expression)
             if any(_is_star(p) for p in getattr(select, "expressions", [])):
                 return None
-            return name.lower() in (n.lower() for n in src.expression.named_selects)
+            names: list[str] = getattr(src.expression, "named_selects", [])
+            return name.lower() in (n.lower() for n in names)
         if isinstance(src, exp.Table):
             table = self.tables.get(src.name.lower())
             cols = self.columns.get(table) if table else None
@@ -359,6 +366,11 @@ class _Walker:
     def collect_reads(self, root: Any) -> None:
         from sqlglot import exp
 
+        in_projections: set[int] = set()  # scalar subqueries: values, not row filters
+        for scope in root.traverse():
+            if isinstance(scope.expression, exp.Select):
+                for proj in scope.expression.expressions:
+                    in_projections.update(id(q) for q in _subqueries(proj))
         for scope in root.traverse():
             expr = scope.expression
             if isinstance(expr, exp.Select):
@@ -372,7 +384,7 @@ class _Walker:
                 for proj in expr.expressions:
                     if _is_star(proj):
                         self._star_reads(scope, proj)
-                if scope.is_subquery:  # IN (SELECT ...), EXISTS, scalar subqueries
+                if scope.is_subquery and id(expr) not in in_projections:  # IN, EXISTS
                     for i in range(len(expr.expressions)):
                         self._add_reads(self.by_index(scope, i), "filter")
 
@@ -471,8 +483,9 @@ def _rank(node: Any, top: Any) -> int:
         return 0
     cur = node.parent
     prev = node
+    navigation = (exp.Lag, exp.Lead, exp.FirstValue, exp.LastValue, exp.NthValue)
     while cur is not None:
-        if isinstance(cur, exp.AggFunc):
+        if isinstance(cur, exp.AggFunc) and not isinstance(cur, navigation):
             return 2
         if isinstance(cur, exp.Filter) and prev is not cur.this and isinstance(
                 cur.this, exp.AggFunc):
