@@ -9,6 +9,7 @@ pyarrow.Table ...
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager
@@ -37,6 +38,8 @@ from headwater.plan import NodePlan, Plan, build_plan, source_data_fps
 from headwater.project.loader import LoadedProject, find_root, load_project
 from headwater.runner import Reporter, Runner, RunResult
 from headwater.state import StateStore
+
+log = logging.getLogger(__name__)
 
 STATE_DIR = ".headwater"
 
@@ -253,7 +256,17 @@ class Project:
         env = env or self.env
         lock = ProjectLock(self.state_dir / "run.lock")
         lock.acquire(wait=wait, on_wait=on_wait)
+        emitter = None
         try:
+            self.reload()
+            settings = self.loaded.config.openlineage
+            if settings is not None and (settings.url or settings.file):
+                from headwater.openlineage import OpenLineageEmitter
+                from headwater.runner import FanOut
+
+                emitter = OpenLineageEmitter.from_settings(settings, self.loaded, self.state,
+                                                           env)
+                reporter = FanOut(reporter, emitter)
             plan = self.plan(select, exclude=exclude, full_refresh=full_refresh, env=env,
                              now=now, ignore_windows=ignore_windows, backfill=backfill)
             engine = self.make_engine()
@@ -276,6 +289,10 @@ class Project:
                             reporter=reporter)
             return runner.run(plan, selection=_selection_text(select, exclude))
         finally:
+            if emitter is not None:
+                emitter.close()
+                for problem in emitter.errors:
+                    log.warning("openlineage: %s", problem)
             lock.release()
 
     def backfill(

@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from headwater.errors import ProjectError, caret_snippet, did_you_mean
+from headwater.openlineage import OpenLineageSettings
 from headwater.schedule.cron import check_cron
 from headwater.schedule.timeutil import check_timezone
 from headwater.schedule.windows import check_window
@@ -40,6 +41,15 @@ class DuckDBSettings(StrictModel):
     path: str = ".headwater/warehouse.duckdb"
     memory_limit: str | None = None
     threads: int | None = None
+
+
+class SparkSettings(StrictModel):
+    """``[spark]``: where Spark runs and where it keeps the warehouse."""
+
+    master: str = "local[*]"  # local[N], spark://host:7077, yarn, k8s://...
+    remote: str | None = None  # Spark Connect, sc://host:15002 (instead of master)
+    warehouse: str = ".headwater/spark-warehouse"  # relative to the project, or absolute
+    conf: dict[str, str] = {}  # extra Spark settings, e.g. "spark.driver.memory" = "4g"
 
 
 def _checked(check: Callable[[Any], Any], kind: str) -> Callable[[Any], Any]:
@@ -106,10 +116,11 @@ class ProjectConfig(StrictModel):
     """``headwater.toml``."""
 
     name: str
-    engine: Literal["duckdb"] = "duckdb"
+    engine: Literal["duckdb", "spark"] = "duckdb"
     dialect: str = "duckdb"
     threads: int | None = Field(default=None, ge=1)
     duckdb: DuckDBSettings = DuckDBSettings()
+    spark: SparkSettings = SparkSettings()
     description: str = ""
     # scheduling (`headwater schedule`): see headwater.schedule for the TOML
     timezone: TimeZoneName = "UTC"  # default zone of schedules and source windows
@@ -118,6 +129,8 @@ class ProjectConfig(StrictModel):
     retries: int = Field(default=0, ge=0)  # re-runs of a failed node (and its downstream)
     retry_delay: Seconds = 60.0  # before the first retry; doubles on each further one
     node_retries: dict[str, RetryPolicy] = {}
+    # OpenLineage run events (Marquez, DataHub ...): see headwater.openlineage
+    openlineage: OpenLineageSettings | None = None
 
 
 class NodeConfig(StrictModel):

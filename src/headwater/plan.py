@@ -182,7 +182,13 @@ def decide(
 
     if forced:
         return plan("run", "forced")
-    if pub is not None and pub.fingerprint == fp and (phys is None or phys in physical):
+    if pub is not None and pub.fingerprint == fp and (
+            phys is None or (pub.physical or phys) in physical):
+        # pub.physical may differ from the name fp gives: a node kept its table because
+        # it reads none of the columns that changed upstream
+        if pub.physical:
+            return NodePlan(node.name, node.kind, "skip", "up to date", fingerprint=fp,
+                            physical=pub.physical, data_fp=data_fp, upstream=upstream)
         return plan("skip", "up to date")
     if phys is not None and phys in physical:
         when = physical[phys].created_at[:19].replace("T", " ")

@@ -8,6 +8,7 @@ siblings go on.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
@@ -25,6 +26,9 @@ from headwater.state import PhysicalInfo, Published, StateStore, now
 
 if TYPE_CHECKING:
     from headwater.build import BuildOutcome
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -85,6 +89,25 @@ class Reporter(Protocol):
     def on_node_end(self, result: NodeResult) -> None: ...
 
 
+class FanOut:
+    """Several reporters as one (progress bars plus OpenLineage, say)."""
+
+    def __init__(self, *reporters: Reporter | None) -> None:
+        self.reporters = [r for r in reporters if r is not None]
+
+    def on_start(self, plan: Plan) -> None:
+        for r in self.reporters:
+            r.on_start(plan)
+
+    def on_node_start(self, name: str) -> None:
+        for r in self.reporters:
+            r.on_node_start(name)
+
+    def on_node_end(self, result: NodeResult) -> None:
+        for r in self.reporters:
+            r.on_node_end(result)
+
+
 class NullReporter:
     def on_start(self, plan: Plan) -> None:
         pass
@@ -120,6 +143,8 @@ class Runner:
         self.state.start_run(run_id, self.env, selection, os.getpid())
         self.reporter.on_start(plan)
         self.published = self.state.published(self.env)
+        self.published_at_start = dict(self.published)
+        self._lineage: Any = None
         self.physical_info = self.state.all_physical()
         self.physical_of = {n: p.physical for n, p in self.published.items() if p.physical}
         self._records: list[dict[str, Any]] = []
@@ -225,8 +250,59 @@ class Runner:
         elif np.physical and np.physical in self.physical_info:
             np.action = "publish"
             np.reason = "reusing an earlier build (same code and inputs)"
+        elif pub is not None and changed and self._reads_nothing_changed(np.name, pub, changed):
+            # the upstream changed only in columns this node does not read: its current
+            # table stays, now under the new fingerprint
+            np.action, np.physical = "publish", pub.physical
+            np.reason = f"reads none of the changed columns of {', '.join(changed)}"
         elif changed:
             np.reason = f"upstream {changed[0]} changed"
+
+    def _reads_nothing_changed(self, name: str, pub: Published, changed: list[str]) -> bool:
+        """Whether ``name`` reads the same values as before from every changed upstream.
+
+        Uses column lineage (which upstream columns the node reads, as values or to
+        choose rows) and compares the old and new upstream tables projected on those
+        columns inside the engine. Any doubt means False: the node runs.
+        """
+        node = self.project.nodes[name]
+        if node.kind != "sql" or not pub.physical or pub.physical not in self.physical_info:
+            return False
+        if not self.engine.exists(pub.physical):
+            return False
+        try:
+            from headwater.lineage import ProjectLineage, consumed_columns
+
+            if self._lineage is None:
+                self._lineage = ProjectLineage.from_state(
+                    self.project, self.state, self.env,
+                    cache_dir=self.project.root / ".headwater")
+            for u in changed:
+                before = self.published_at_start.get(u)
+                old, new = (before.physical if before else None), self.physical_of.get(u)
+                if not old or not new or old == new or not self.engine.exists(old):
+                    return False
+                cols = consumed_columns(self._lineage, name, u)
+                if not cols:
+                    return False
+                if self._projection_fp(old, cols) != self._projection_fp(new, cols):
+                    return False
+            return True
+        except Exception:  # lineage is an optimisation: never let it fail a run
+            log.debug("change impact for %s failed", name, exc_info=True)
+            return False
+
+    def _projection_fp(self, physical: str, columns: list[str]) -> str | None:
+        from headwater.engines.base import INTERNAL_SCHEMA
+
+        have = {c for c, _ in self.engine.columns(physical)}
+        if not set(columns) <= have:
+            return None
+        cols = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
+        rows = self.engine.fetch(
+            f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM"
+            f' (SELECT {cols} FROM "{INTERNAL_SCHEMA}"."{physical}") AS t')
+        return f"{rows[0][0]}:{rows[0][1]}"
 
     def _build(self, np: NodePlan) -> BuildOutcome:
         from headwater.build import build_node

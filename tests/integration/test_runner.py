@@ -285,3 +285,40 @@ def test_source_outside_its_window_is_deferred(tmp_path: Path) -> None:
     assert project.table("total").to_pylist() == [{"s": 120}]  # previous data stays live
     project.run(now=inside.replace(day=27))
     assert project.table("total").to_pylist() == [{"s": 200}]
+
+
+def test_downstream_reading_none_of_the_changed_columns_is_not_rerun(tmp_path: Path) -> None:
+    files = {
+        "data/a.csv": "id,v,w\n1,10,100\n2,20,200\n",
+        "sources/raw.toml": 'type = "files"\npath = "data/*.csv"\n',
+        "transforms/stg.sql": "SELECT id, v, w FROM raw\n",
+        "transforms/only_v.sql": "SELECT id, v * 2 AS v2 FROM stg WHERE id > 0\n",
+        "transforms/uses_w.sql": "SELECT sum(w) AS total_w FROM stg\n",
+    }
+    project = Project(write_project(tmp_path / "p", files))
+    project.run()
+    edit(project, "transforms/stg.sql", "SELECT id, v, w + 1 AS w FROM raw\n")
+    result = project.run()
+    st = {n.name: (n.status, n.reason) for n in result.nodes}
+    assert st["stg"][0] == "executed"
+    assert st["uses_w"][0] == "executed"
+    assert st["only_v"] == ("skipped", "reads none of the changed columns of stg")
+    assert project.table("only_v").to_pylist() == [{"id": 1, "v2": 20}, {"id": 2, "v2": 40}]
+    # and it stays settled: the next run does nothing
+    assert executed(project.run()) == set()
+    # a change to a column it reads does re-run it
+    edit(project, "transforms/stg.sql", "SELECT id, v + 1 AS v, w + 1 AS w FROM raw\n")
+    assert "only_v" in executed(project.run())
+
+
+def test_openlineage_events_from_config(tmp_path: Path) -> None:
+    import json
+
+    project = Project(write_project(tmp_path / "p", BASE,
+                                    config='[openlineage]\nfile = "target/ol.ndjson"\n'))
+    assert project.run().ok
+    events = [json.loads(line) for line in
+              (project.root / "target/ol.ndjson").read_text().splitlines()]
+    kinds = {(e["job"]["name"], e["eventType"]) for e in events}
+    assert any(kind == "COMPLETE" and name.endswith("report") for name, kind in kinds)
+    assert any(kind == "START" for _, kind in kinds)
