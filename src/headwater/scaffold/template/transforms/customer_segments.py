@@ -7,6 +7,20 @@ NEW_WITHIN_DAYS = 14  # first purchase this recent: still "new"
 AT_RISK_AFTER_DAYS = 30  # no activity for this long: "at_risk"
 CHAMPION_QUANTILE = 0.9  # top tenth of points balances: "champion"
 
+# Where each output column comes from (read by `headwater lineage` and the docs without
+# running this file); undeclared columns would count as coming from every input column.
+LINEAGE = {
+    "customer_id": ["customer_points_balance.customer_id"],
+    "segment": [
+        "customer_points_balance.points_balance",
+        "customer_points_balance.last_activity",
+        "customer_points_balance.first_seen",
+    ],
+    "points_balance": ["customer_points_balance.points_balance"],
+    "purchases": ["customer_points_balance.purchases"],
+    "days_since_last_activity": ["customer_points_balance.last_activity"],
+}
+
 
 def customer_segments(customer_points_balance: pa.Table) -> pa.Table:
     # One row per customer; the first matching rule wins: new, at_risk, champion, regular.
