@@ -140,6 +140,7 @@ class Project:
         ignore_windows: bool = False,
         backfill: Mapping[str, tuple[str, str]] | None = None,
         preview: bool = False,
+        reload: bool = True,
     ) -> Plan:
         """What a run would do, and why, without doing it.
 
@@ -152,7 +153,8 @@ class Project:
         from headwater.schedule.deferral import closed_sources, deferral_reason, deferred_nodes
 
         env = env or self.env
-        self.reload()
+        if reload:
+            self.reload()
         chosen = self.select(select, exclude)
         closed = {} if ignore_windows else closed_sources(
             self.loaded, chosen, now or datetime.now(UTC))
@@ -268,7 +270,8 @@ class Project:
                                                            env)
                 reporter = FanOut(reporter, emitter)
             plan = self.plan(select, exclude=exclude, full_refresh=full_refresh, env=env,
-                             now=now, ignore_windows=ignore_windows, backfill=backfill)
+                             now=now, ignore_windows=ignore_windows, backfill=backfill,
+                             reload=False)
             engine = self.make_engine()
             if plan.to_run or not _warehouse_exists(engine):
                 engine.open()
@@ -276,7 +279,7 @@ class Project:
                     if self._reconcile(engine):
                         plan = self.plan(select, exclude=exclude, full_refresh=full_refresh,
                                          env=env, now=now, ignore_windows=ignore_windows,
-                                         backfill=backfill)
+                                         backfill=backfill, reload=False)
                     preflight = getattr(engine, "preflight", None)
                     if preflight is not None:  # SQL the engine cannot run fails here, first
                         preflight(self.loaded, [n.name for n in plan.to_run])

@@ -24,6 +24,13 @@ SELECT_HELP = (
 )
 
 
+def dump_json(data: Any) -> str:
+    """Indented for a person at a terminal; compact (and much faster) for programs."""
+    if sys.stdout.isatty():
+        return json.dumps(data, indent=2, default=str)
+    return json.dumps(data, default=str)
+
+
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
@@ -172,7 +179,7 @@ def run(
         if reporter is not None:
             reporter.stop()
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2))
+        click.echo(dump_json(result.to_json()))
     else:
         print_summary(_console(), result)
     print_failures(err, result)
@@ -200,7 +207,7 @@ def backfill(
         if reporter is not None:
             reporter.stop()
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2))
+        click.echo(dump_json(result.to_json()))
     else:
         print_summary(_console(), result)
     print_failures(_console(stderr=True), result)
@@ -229,7 +236,7 @@ def plan(
     result = project.plan(select or None, exclude=exclude or None, full_refresh=full_refresh,
                           preview=True)
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2))
+        click.echo(dump_json(result.to_json()))
     else:
         print_plan(_console(), result)
 

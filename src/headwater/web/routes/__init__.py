@@ -1,0 +1,1 @@
+"""HTTP routes: ``api`` (JSON, described by the OpenAPI document) and ``pages`` (HTML)."""
