@@ -142,7 +142,8 @@ def test_cli_lineage_tree_and_json(shop: Project) -> None:
     assert {c["column"] for c in data["downstream"]} >= {"health_score", "min_battery_pct"}
 
     r = invoke(["lineage", "customer_segments.segment", "--project", str(shop.root)])
-    assert "~coarse" in r.output
+    # declared in the transform's LINEAGE dict: exact edges to the balance's inputs
+    assert "customer_points_balance.points_balance" in r.output and "~coarse" not in r.output
 
 
 def test_cli_lineage_of_a_whole_node(shop: Project) -> None:
