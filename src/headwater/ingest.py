@@ -279,10 +279,12 @@ def ingest(
         except HeadwaterError:
             raise
         except Exception as exc:
-            streamed = getattr(connector, "stream_error", None)
-            if isinstance(streamed, HeadwaterError):
-                # raised inside the Arrow stream: DuckDB wrapped it; use the original
-                raise streamed from None
+            for attr in ("stream_error", "last_error"):
+                streamed = getattr(connector, attr, None)
+                if isinstance(streamed, HeadwaterError):
+                    # raised inside the Arrow stream: DuckDB wrapped it (losing whether it
+                    # is worth a retry); use the original
+                    raise streamed from None
             raise ConnectorError(
                 f"source {node.name!r} failed: {type(exc).__name__}: {exc}", path=node.path
             ) from exc

@@ -292,11 +292,16 @@ def source_data_fps(
     hash_cache: dict[str, tuple[int, int, str]] | None = None,
 ) -> dict[str, str]:
     """Data fingerprints of the named sources (cheap change markers)."""
+    from headwater.build import with_retries
+
     out: dict[str, str] = {}
     for name in names:
         node = project.nodes[name]
         if isinstance(node, SourceNode):
             connector = node.meta["connector"](node.name, node.config, project.root, node.path)
             connector.hash_cache = hash_cache
-            out[name] = str(connector.data_fingerprint())
+            # a database briefly unreachable while planning is retried like a read
+            out[name] = str(with_retries(connector.data_fingerprint,
+                                         retries=node.config.retries,
+                                         delay=node.config.retry_delay))
     return out

@@ -22,6 +22,7 @@ that vanished.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import glob as globmod
 import hashlib
 import json
@@ -50,6 +51,7 @@ from headwater.connectors.base import (
     SourceConnector,
 )
 from headwater.connectors.s3 import S3Settings, is_s3, mask_credentials, split_url
+from headwater.engines.base import NULL_PARTITION
 from headwater.errors import ConnectorError
 
 FORMATS = ("csv", "tsv", "parquet", "ndjson", "json")
@@ -769,13 +771,13 @@ class FilesSink(SinkConnector):
             rows = _write_file(data, tmp, self.fmt(), drop)
             os.replace(tmp, target)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            _remove(tmp)
             raise ConnectorError(
                 f"sink {self.name!r}: cannot write {target}: {exc.strerror or exc}",
                 path=self.config_path,
             ) from None
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            _remove(tmp)
             raise
         return rows
 
@@ -799,7 +801,7 @@ class FilesSink(SinkConnector):
     # -- partitions -----------------------------------------------------------------------
 
     def _part_name(self, column: str, value: str) -> str:
-        folder = _HIVE_NULL if value == "None" else quote(value, safe=" -_.~+,@")
+        folder = _HIVE_NULL if value == NULL_PARTITION else quote(value, safe=" -_.~+,@")
         return f"{column}={folder}/part.{_SINK_EXTENSIONS[self.fmt()]}"
 
     def _existing(self, column: str) -> dict[str, str]:
@@ -850,23 +852,8 @@ class FilesSink(SinkConnector):
         return SinkResult(rows, partitions=dict(fps))
 
     def _partition_rows(self, data: SinkInput, column: str, value: str) -> pa.RecordBatchReader:
-        """The rows of one partition; "None" (how a NULL value is keyed) includes NULL rows."""
-        if value != "None":
-            return data.partition_reader(column, value)
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        reader = data.reader()
-        named = data.partition_reader(column, value)
-
-        def batches() -> Iterator[pa.RecordBatch]:
-            for batch in reader:
-                nulls = batch.filter(pc.is_null(batch.column(column)))
-                if nulls.num_rows:
-                    yield nulls
-            yield from named
-
-        return pa.RecordBatchReader.from_batches(reader.schema, batches())
+        """The rows of one partition (NULL_PARTITION selects the NULL rows)."""
+        return data.partition_reader(column, value)
 
     def _delete(self, where: list[str]) -> None:
         if self.on_s3:
@@ -881,8 +868,15 @@ class FilesSink(SinkConnector):
                 pass
 
 
+def _remove(tmp: Path) -> None:
+    """Remove a temporary file if it is there; never mask the error being handled
+    (its folder may be missing or be a file: that is often the error itself)."""
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)
+
+
 def _value_of(folder: str) -> str:
-    return "None" if folder == _HIVE_NULL else unquote(folder)
+    return NULL_PARTITION if folder == _HIVE_NULL else unquote(folder)
 
 
 def _write_file(data: pa.RecordBatchReader, dest: Path, fmt: str, drop: str | None) -> int:

@@ -2,19 +2,21 @@
 
 - identifier quoting through sqlglot (a config value never reaches SQL unquoted);
 - secrets: the resolved password is scrubbed from every message we raise;
-- a guarded Arrow stream: batches sliced to ``chunk_rows``, driver errors turned
-  into :class:`~headwater.errors.ConnectorError` (transient or not), the
-  connection closed when the stream ends, fails or is dropped;
-- the config keys both connectors accept and their validation.
+- a guarded Arrow stream: batches read ahead by a worker thread and sliced to
+  ``chunk_rows``, driver errors turned into
+  :class:`~headwater.errors.ConnectorError` (transient or not), the connection
+  closed when the stream ends, fails or is dropped;
+- the config keys both connectors accept and their validation;
+- checks a sink runs on the engine before writing (NULL partitions, duplicate keys).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator
-from decimal import Decimal
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
@@ -24,11 +26,14 @@ from headwater.config import StrictModel
 from headwater.errors import ConnectorError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pyarrow as pa
     from sqlglot import exp
 
+    from headwater.connectors.base import SinkInput
+
 REDACTED = "***"
-SINK_MODES = ("replace", "append", "upsert", "sync")
 
 
 # -- config ---------------------------------------------------------------------
@@ -184,9 +189,7 @@ def since_text(value: Any) -> str:
         return str(value.isoformat())
     if isinstance(value, bytes):
         return value.decode()
-    if isinstance(value, float | int | Decimal | str):
-        return str(value)
-    return str(value)
+    return str(value)  # int, float, Decimal, str, uuid ...
 
 
 # -- secrets and errors ------------------------------------------------------------
@@ -217,11 +220,15 @@ def first_line(exc: BaseException) -> str:
     return " ".join(lines[:2]) if len(lines[0]) < 40 and len(lines) > 1 else lines[0]
 
 
-def redact_dsn_for_display(dsn: str) -> str:
-    return redact(dsn, [])
-
-
 # -- streams -------------------------------------------------------------------------
+
+
+class _Failed:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_DONE = object()
 
 
 class StreamGuard:
@@ -231,6 +238,11 @@ class StreamGuard:
     exactly once when the stream is exhausted, fails or is garbage collected.
     The last error is kept on ``error`` because an engine consuming the stream
     (DuckDB) re-raises it as its own exception type, losing ``transient``.
+
+    With ``prefetch`` > 0 a worker thread reads (and converts) up to that many
+    batches ahead, so fetching and decoding overlap with the consumer writing
+    the previous batch; the driver is only ever used by that one thread, and
+    the connection is closed after the thread has stopped.
     """
 
     def __init__(
@@ -242,6 +254,7 @@ class StreamGuard:
         translate: Callable[[BaseException], ConnectorError],
         close: Callable[[], None],
         convert: Callable[[pa.RecordBatch], pa.RecordBatch] | None = None,
+        prefetch: int = 2,
     ) -> None:
         self.schema = schema
         self._batches = batches
@@ -249,22 +262,70 @@ class StreamGuard:
         self._translate = translate
         self._close = close
         self._convert = convert
+        self._prefetch = prefetch
         self._closed = False
         self.error: ConnectorError | None = None
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            try:
+            # closing a dead connection must not mask the real error
+            with contextlib.suppress(Exception):
                 self._close()
-            except Exception:  # closing a dead connection must not mask the real error
-                pass
+
+    def _produce(self) -> Generator[pa.RecordBatch, None, None]:
+        for batch in self._batches:
+            yield self._convert(batch) if self._convert is not None else batch
+
+    def _prefetched(self) -> Iterator[pa.RecordBatch]:
+        if self._prefetch <= 0:
+            yield from self._produce()
+            return
+        import queue
+        import threading
+
+        q: queue.Queue[object] = queue.Queue(maxsize=self._prefetch)
+        stop = threading.Event()
+
+        def put(item: object) -> bool:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def work() -> None:
+            produced = self._produce()
+            try:
+                for batch in produced:
+                    if not put(batch):
+                        return
+                put(_DONE)
+            except BaseException as exc:
+                put(_Failed(exc))
+            finally:
+                with contextlib.suppress(Exception):
+                    produced.close()  # runs the driver iterator's own clean-up here
+
+        worker = threading.Thread(target=work, name="headwater-prefetch", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = q.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, _Failed):
+                    raise item.exc
+                yield item
+        finally:
+            stop.set()
+            worker.join()
 
     def _iter(self) -> Iterator[pa.RecordBatch]:
         try:
-            for batch in self._batches:
-                if self._convert is not None:
-                    batch = self._convert(batch)
+            for batch in self._prefetched():
                 n = batch.num_rows
                 if n <= self._chunk_rows:
                     if n:
@@ -292,3 +353,54 @@ def is_transient_message(text: str, transient: Iterable[str], permanent: Iterabl
     if any(p in low for p in permanent):
         return False
     return any(p in low for p in transient)
+
+
+# -- sink checks run on the engine before anything is written ---------------------------
+
+
+def _engine_count(data: SinkInput, build: Callable[[exp.Table], exp.Select]) -> int:
+    engine = data.engine
+    sql = build(engine.physical_ref(data.physical)).sql(dialect=engine.dialect)
+    value = engine.query(sql).column(0)[0].as_py()
+    return int(value or 0)
+
+
+def check_no_null_partitions(data: SinkInput, column: str, label: str, path: Path) -> None:
+    """Sync compares partitions by their text; NULL has none, so refuse it clearly."""
+    from sqlglot import exp
+
+    nulls = _engine_count(
+        data,
+        lambda t: exp.select(exp.func("count", exp.Star()))
+        .from_(t)
+        .where(exp.column(column, quoted=True).is_(exp.null())),
+    )
+    if nulls:
+        raise ConnectorError(
+            f"{label}: partition column {column!r} has {nulls} NULL value(s); sync needs a "
+            "value in every row",
+            path=path,
+            hint=f"fill it in the transform (coalesce({column}, ...)) or use another mode",
+        )
+
+
+def check_unique_key(data: SinkInput, key: list[str], label: str, path: Path) -> None:
+    """Upsert needs one row per key: say so before writing rather than mid-way."""
+    from sqlglot import exp
+
+    cols = [exp.column(k, quoted=True) for k in key]
+    dupes = _engine_count(
+        data,
+        lambda t: exp.select(exp.func("count", exp.Star())).from_(
+            exp.select(*cols).from_(t).group_by(*cols)
+            .having(exp.GT(this=exp.func("count", exp.Star()), expression=exp.Literal.number(1)))
+            .subquery("d")
+        ),
+    )
+    if dupes:
+        raise ConnectorError(
+            f"{label}: {dupes} key value(s) occur in more than one row of the node "
+            f"(key = {', '.join(key)})",
+            path=path,
+            hint="make the key unique in the transform, or change `key`",
+        )

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 INTERNAL_SCHEMA = "_hw"
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"  # partition key of rows whose value is NULL
 META_SCHEMA = "_hw_meta"  # bookkeeping that must commit with the data (windows, partitions)
 DEFAULT_ENV = "prod"
 

@@ -13,11 +13,12 @@ import pyarrow as pa
 from headwater.engines.base import (
     INTERNAL_SCHEMA,
     META_SCHEMA,
+    NULL_PARTITION,
     Engine,
     TableStats,
     public_schema,
 )
-from headwater.errors import HeadwaterError
+from headwater.errors import HeadwaterError, ProjectError
 
 
 class WarehouseBusyError(HeadwaterError):
@@ -83,6 +84,14 @@ class DuckDBEngine(Engine):
                     hint="wait for the current run to finish and try again",
                 ) from None
             raise
+        except (duckdb.ParserException, duckdb.InvalidInputException) as exc:
+            # a [duckdb] setting DuckDB refuses (memory_limit = "lots")
+            default = self.path.parent.name == ".headwater"  # else the root is unknown here
+            raise ProjectError(
+                f"DuckDB refuses the [duckdb] settings of headwater.toml: {str(exc).strip()}",
+                path=self.path.parent.parent / "headwater.toml" if default else None,
+                hint='fix memory_limit or threads in [duckdb] (e.g. memory_limit = "8GB")',
+            ) from None
         if not read_only:
             self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(INTERNAL_SCHEMA)}")
             self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(META_SCHEMA)}")
@@ -269,9 +278,11 @@ class DuckDBEngine(Engine):
         if where is None:
             return cur.sql(self._select_visible(physical)).to_arrow_reader(100_000)
         column, value = where
-        rel = cur.sql(self._select_visible(physical)).filter(
-            duckdb_column_equals(column, value)
-        )
+        rel = cur.sql(self._select_visible(physical))
+        if value == NULL_PARTITION:
+            rel = rel.filter(f"{_q(column)} IS NULL")
+        else:
+            rel = rel.filter(duckdb_column_equals(column, value))
         return rel.to_arrow_reader(100_000)
 
     def partition_fingerprints(self, physical: str, column: str) -> dict[str, str]:
@@ -280,7 +291,7 @@ class DuckDBEngine(Engine):
             f" coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR"
             f" FROM {self._fq(physical)} AS t GROUP BY p"
         ).fetchall()
-        return {str(p): f"{n}:{h}" for p, n, h in rows}
+        return {NULL_PARTITION if p is None else str(p): f"{n}:{h}" for p, n, h in rows}
 
     def relation(self, physical: str) -> duckdb.DuckDBPyRelation:
         return self.con.sql(self._select_visible(physical))
