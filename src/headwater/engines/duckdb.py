@@ -62,6 +62,7 @@ class DuckDBEngine(Engine):
         self._con: duckdb.DuckDBPyConnection | None = None
         self._local = threading.local()
         self._hidden: dict[str, list[str]] = {}
+        self._schemas: set[str] = set()
 
     # -- connections ------------------------------------------------------
 
@@ -299,7 +300,9 @@ class DuckDBEngine(Engine):
     def publish(self, env: str, name: str, physical: str) -> None:
         schema = public_schema(env)
         cur = self.con
-        cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(schema)}")
+        if schema not in self._schemas:  # one catalog write per run, not per node
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(schema)}")
+            self._schemas.add(schema)
         target = f"{_q(schema)}.{_q(name)}"
         cur.execute(f"CREATE OR REPLACE VIEW {target} AS {self._select_visible(physical)}")
 
