@@ -17,8 +17,10 @@ TABLES = ("stg", "daily", "per_device", "overall")
 CHECKSUM = "SELECT count(*) AS n, coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR AS h FROM {} AS t"
 
 FILES = {
-    "sources/telemetry.toml": 'type = "files"\npath = "data/*.csv"\n'
-                              'columns = { device_id = "VARCHAR", ts = "TIMESTAMP", v = "BIGINT" }\n',
+    "sources/telemetry.toml": (
+        'type = "files"\npath = "data/*.csv"\n'
+        'columns = { device_id = "VARCHAR", ts = "TIMESTAMP", v = "BIGINT" }\n'
+    ),
     "transforms/stg.sql": "-- @incremental: by ts day\n"
                           "SELECT device_id, ts, v, v % 7 AS bucket FROM telemetry WHERE v >= 0\n",
     "transforms/daily.sql": "-- @incremental: by day day from ts\n"
