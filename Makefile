@@ -35,3 +35,10 @@ bench: install
 
 clean:
 	rm -rf $(VENV) demo bench/.work
+
+.PHONY: reliability
+## The long forms of the reliability suite: 50 kill -9 per project, every fault, the whole
+## bad-input corpus, 3000 fuzzed projects, the secrets scan; writes the figures into
+## docs/RELIABILITY.md (the short forms run in `make test`).
+reliability: install
+	$(BIN)/python tests/reliability/report.py --write docs/RELIABILITY.md --json bench/.work/reliability.json

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 from headwater import environments
 from headwater.engines.base import DEFAULT_ENV, Engine, public_schema
+from headwater.engines.base import quote_ident as _q
 from headwater.environments import NodeDiff
 
 if TYPE_CHECKING:
@@ -358,7 +359,7 @@ class Project:
             pub = published.get(name)
             if pub is None or pub.physical is None:
                 raise HeadwaterError(f"{name} has not been built in env {env!r}")
-            return f'"{INTERNAL_SCHEMA}"."{pub.physical}"'
+            return f'"{INTERNAL_SCHEMA}".{_q(pub.physical)}'
 
         results: list[CheckResult] = []
         with self.reading() as engine:

@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from headwater.engines.base import Engine, TableStats
+from headwater.engines.base import quote_ident as _q
 from headwater.errors import ConnectorError, HeadwaterError, TransformError
 from headwater.frames import frame_kind, to_arrow, to_frame
 from headwater.project.nodes import Node, PythonNode, SinkNode, SourceNode, SqlNode
@@ -138,7 +139,7 @@ def verify_checks(
     from headwater.engines.base import INTERNAL_SCHEMA
     from headwater.errors import CheckFailedError
 
-    table = f'"{INTERNAL_SCHEMA}"."{physical}"'
+    table = f'"{INTERNAL_SCHEMA}".{_q(physical)}'
     specs = list(node.checks)
     for custom in customs:
         specs.append(CheckSpec("sql", (render_custom_check(custom, node.name, table, resolve),),

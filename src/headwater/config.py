@@ -147,6 +147,10 @@ def read_toml(path: Path) -> tuple[dict[str, Any], str]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ProjectError(f"cannot read file: {exc.strerror}", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise ProjectError(
+            f"file is not UTF-8 text (byte {exc.start})", path=path, hint="save it as UTF-8"
+        ) from None
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:

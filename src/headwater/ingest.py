@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from headwater.engines.base import Engine
+from headwater.engines.base import quote_ident as _q
 from headwater.errors import ConnectorError, HeadwaterError
 from headwater.project.nodes import SourceNode
 
@@ -74,7 +75,7 @@ def _check_incoming(
     from headwater.errors import CheckFailedError
 
     quarantined: dict[str, int] = {}
-    target = f'"{INTERNAL_SCHEMA}"."{quarantine_table(physical)}"'
+    target = f'"{INTERNAL_SCHEMA}".{_q(quarantine_table(physical))}'
     for spec in node.checks:
         if spec.on_fail != "quarantine":
             continue
@@ -205,7 +206,7 @@ def _ingest_partitions(
     from headwater.engines.base import INTERNAL_SCHEMA, META_SCHEMA
 
     meta = f'"{META_SCHEMA}".partitions'
-    table = f'"{INTERNAL_SCHEMA}"."{physical}"'
+    table = f'"{INTERNAL_SCHEMA}".{_q(physical)}'
     current = dict(connector.partitions())
     stored = dict(engine.fetch(f"SELECT part, digest FROM {meta} WHERE physical = ?",
                                [physical])) if exists else {}

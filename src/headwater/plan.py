@@ -10,13 +10,14 @@ the upstream's output did not change).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from headwater.engines.base import DEFAULT_ENV
-from headwater.errors import ProjectError
+from headwater.errors import ConnectorError, ProjectError
 from headwater.fingerprint import combine, physical_name
 from headwater.project.loader import LoadedProject
 from headwater.project.nodes import Node, SourceNode
@@ -139,17 +140,19 @@ def build_plan(
             continue
         upstream = {u: ident[u] or "" for u in ups}
         if isinstance(node, SourceNode) and appendable(node):
-            plan = decide_appendable(node, pub, physical, forced=name in forced,
-                                     data_fp=data_fp, root=project.root,
-                                     shared_data_fps=shared_data_fps or {})
+            plan = _unreachable(decide_appendable(node, pub, physical, forced=name in forced,
+                                                  data_fp=data_fp, root=project.root,
+                                                  shared_data_fps=shared_data_fps or {}),
+                                data_fp)
             out.append(plan)
             info = physical.get(plan.physical or "")
             ident[name] = None if plan.action == "run" else (
                 (info.content_fp if info else None) or plan.fingerprint)
             continue
         fp = combine(node.kind, node.code_fp, upstream, data_fp or "")
-        plan = decide(node, fp, pub, physical, forced=name in forced, data_fp=data_fp,
-                      upstream=upstream, root=project.root)
+        plan = _unreachable(decide(node, fp, pub, physical, forced=name in forced,
+                                   data_fp=data_fp, upstream=upstream, root=project.root),
+                            data_fp)
         out.append(plan)
         if plan.action == "run":
             ident[name] = None
@@ -301,7 +304,23 @@ def source_data_fps(
             connector = node.meta["connector"](node.name, node.config, project.root, node.path)
             connector.hash_cache = hash_cache
             # a database briefly unreachable while planning is retried like a read
-            out[name] = str(with_retries(connector.data_fingerprint,
-                                         retries=node.config.retries,
-                                         delay=node.config.retry_delay))
+            try:
+                out[name] = str(with_retries(connector.data_fingerprint,
+                                             retries=node.config.retries,
+                                             delay=node.config.retry_delay))
+            except ConnectorError as exc:
+                if not exc.transient:
+                    raise
+                # still unreachable: plan the source to run, so that only its read (which
+                # reports the error) and what depends on it fail, not the whole project
+                out[name] = UNREACHABLE + uuid.uuid4().hex
     return out
+
+
+UNREACHABLE = "unreachable:"  # data fingerprint of a source that could not be reached
+
+
+def _unreachable(plan: NodePlan, data_fp: str | None) -> NodePlan:
+    if data_fp is not None and data_fp.startswith(UNREACHABLE) and plan.action == "run":
+        plan.reason = f"source {plan.name} was unreachable while planning; reading it anyway"
+    return plan

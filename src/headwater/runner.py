@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from headwater.engines.base import Engine
+from headwater.engines.base import quote_ident as _q
 from headwater.errors import HeadwaterError
 from headwater.fingerprint import combine, physical_name
 from headwater.plan import NodePlan, Plan
@@ -282,6 +283,10 @@ class Runner:
                 old, new = (before.physical if before else None), self.physical_of.get(u)
                 if not old or not new or old == new or not self.engine.exists(old):
                     return False
+                # the old table must still hold what this node read: an incremental table
+                # is updated in place, and a run killed before recording it leaves it newer
+                if self.engine.stats(old).content_fp != pub.upstream.get(u):
+                    return False
                 cols = consumed_columns(self._lineage, name, u)
                 if not cols:
                     return False
@@ -301,7 +306,7 @@ class Runner:
         cols = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
         rows = self.engine.fetch(
             f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM"
-            f' (SELECT {cols} FROM "{INTERNAL_SCHEMA}"."{physical}") AS t')
+            f' (SELECT {cols} FROM "{INTERNAL_SCHEMA}".{_q(physical)}) AS t')
         return f"{rows[0][0]}:{rows[0][1]}"
 
     def _build(self, np: NodePlan) -> BuildOutcome:
@@ -337,7 +342,7 @@ class Runner:
             raise HeadwaterError(
                 f"{name} has not been built", hint=f"run `headwater run -s +{name}`"
             )
-        return f'"{INTERNAL_SCHEMA}"."{physical}"'
+        return f'"{INTERNAL_SCHEMA}".{_q(physical)}'
 
 
     def _complete(self, np: NodePlan, fut: Future[BuildOutcome], started: float, at: str) -> None:

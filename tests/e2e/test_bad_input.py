@@ -4,9 +4,16 @@ Each case is a small project under ``tests/fixtures/bad/<case>/`` with an
 ``expected.txt`` next to it:
 
 * ``# command: plan|run`` runs that CLI command (``plan`` for loading errors,
-  ``run`` for what only fails while running); ``# exit: N`` pins the exit code;
+  ``run`` for what only fails while running; also ``backfill``, ``test``,
+  ``docs``, ``lineage``, ``show``, ``query``, ``dag``); ``# args: ...`` adds
+  arguments after it (split like a shell would); ``# exit: N`` pins the exit code;
   ``# unpublished: a, b`` names nodes that must have no public table afterwards
-  (without it, the failure must leave no warehouse at all); other ``#`` lines
+  and ``# published: a, b`` nodes that must have one (without either, the failure
+  must leave no warehouse at all);
+* ``# before: run`` first runs the project as it is (that must succeed), then
+  copies the case's ``then/`` folder over it (new or re-delivered files, edits)
+  before the command: for what goes wrong only on a later run (schema drift);
+* ``# env: NAME=value`` sets a variable for the commands; other ``#`` lines
   are comments;
 * every other line is a substring stderr must contain; a line of spaces and
   ``^`` must equal a whole line of stderr, so it pins where the caret points;
@@ -22,9 +29,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +54,10 @@ CASES = sorted(p.name for p in BAD.iterdir() if (p / "expected.txt").is_file())
 # an expected failure rather than a hard one; their content is checked anyway.
 
 
+COMMANDS = ("plan", "run", "backfill", "test", "docs", "lineage", "show", "query", "dag")
+THEN = "then"  # a case's files copied over the project after `# before: run`
+
+
 @dataclass
 class Case:
     name: str
@@ -53,6 +66,10 @@ class Case:
     expected: list[str] = field(default_factory=list)
     forbidden: list[str] = field(default_factory=list)
     unpublished: list[str] = field(default_factory=list)
+    published: list[str] = field(default_factory=list)
+    args: list[str] = field(default_factory=list)
+    before: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def load_case(name: str) -> Case:
@@ -62,33 +79,50 @@ def load_case(name: str) -> Case:
         if not line.strip():
             continue
         if line.startswith("#"):
-            m = re.match(r"#\s*(command|exit|unpublished)\s*:\s*(.+?)\s*$", line)
-            if m and m.group(1) == "command":
-                case.command = m.group(2)
-            elif m and m.group(1) == "exit":
-                case.exit_code = int(m.group(2))
-            elif m:
-                case.unpublished = [n for n in re.split(r"[,\s]+", m.group(2)) if n]
+            m = re.match(
+                r"#\s*(command|exit|unpublished|published|args|before|env)\s*:\s*(.+?)\s*$", line)
+            key, value = (m.group(1), m.group(2)) if m else ("", "")
+            if key == "command":
+                case.command = value
+            elif key == "exit":
+                case.exit_code = int(value)
+            elif key in ("unpublished", "published"):
+                setattr(case, key, [n for n in re.split(r"[,\s]+", value) if n])
+            elif key == "args":
+                case.args = shlex.split(value)
+            elif key == "before":
+                case.before = value
+            elif key == "env":
+                name, _, val = value.partition("=")
+                case.env[name.strip()] = val
             continue
         if line.startswith("!"):
             case.forbidden.append(line[1:])
         else:
             case.expected.append(line)
-    assert case.command in ("plan", "run"), f"{name}: unknown command {case.command!r}"
+    assert case.command in COMMANDS, f"{name}: unknown command {case.command!r}"
+    assert case.before in (None, "run"), f"{name}: unknown before {case.before!r}"
     assert case.expected, f"{name}: expected.txt lists no substrings"
     return case
 
 
 def copy_project(src: Path, tmp_path: Path) -> Path:
     dest = tmp_path / src.name
-    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("expected.txt", ".headwater"))
+
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        skip = [n for n in names if n in ("expected.txt", ".headwater", ".keep")]
+        return skip + ([THEN] if Path(folder) == src and THEN in names else [])
+
+    shutil.copytree(src, dest, ignore=ignore)
     return dest
 
 
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, cwd: Path, extra_env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess[str]:
     """Run the CLI as a user would, in a subprocess, with plain wide output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
     env.update(COLUMNS="200", NO_COLOR="1", TERM="dumb", PYTHONIOENCODING="utf-8")
+    env.update(extra_env or {})
     return subprocess.run(
         [sys.executable, "-m", "headwater.cli", *args],
         cwd=cwd,
@@ -113,14 +147,19 @@ def published_tables(project: Path) -> set[str]:
     return {row["table_name"] for row in rows.to_pylist()}
 
 
-def assert_nothing_half_published(project: Path, unpublished: list[str]) -> None:
+def assert_nothing_half_published(
+    project: Path, unpublished: list[str], published: list[str] | None = None
+) -> None:
     warehouse = project / ".headwater" / "warehouse.duckdb"
-    if not unpublished:
+    if not unpublished and not published:
         assert not warehouse.exists(), "a project that fails to load must build nothing"
         return
     assert warehouse.exists()
-    leaked = set(unpublished) & published_tables(project)
+    tables = published_tables(project)
+    leaked = set(unpublished) & tables
     assert not leaked, f"published although failed or blocked: {sorted(leaked)}"
+    missing = set(published or []) - tables
+    assert not missing, f"not published: {sorted(missing)}"
 
 
 def assert_clean_failure(proc: subprocess.CompletedProcess[str]) -> None:
@@ -130,18 +169,50 @@ def assert_clean_failure(proc: subprocess.CompletedProcess[str]) -> None:
     assert "internal error" not in output, output
 
 
-@pytest.mark.parametrize("name", CASES)
-def test_bad_input(name: str, tmp_path: Path) -> None:
+@dataclass
+class Outcome:
+    case: Case
+    project: Path
+    proc: subprocess.CompletedProcess[str]
+
+
+def run_case(name: str, tmp_path: Path) -> Outcome:
     case = load_case(name)
     project = copy_project(BAD / name, tmp_path)
-    proc = cli(case.command, "--project", str(project), cwd=tmp_path)
+    if case.before:
+        first = cli(case.before, "--project", str(project), cwd=tmp_path, extra_env=case.env)
+        assert first.returncode == 0, first.stdout + first.stderr
+        shutil.copytree(BAD / name / THEN, project, dirs_exist_ok=True)
+    proc = cli(case.command, *case.args, "--project", str(project), cwd=tmp_path,
+               extra_env=case.env)
+    return Outcome(case, project, proc)
+
+
+@pytest.fixture(scope="session")
+def outcomes(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Future[Outcome]]:
+    """Every selected case run once, several at a time (each is a subprocess that mostly
+    waits on imports and I/O), so the corpus can grow without slowing the suite down."""
+    names = [item.callspec.params["name"] for item in request.session.items
+             if getattr(item, "originalname", "") == "test_bad_input"
+             and hasattr(item, "callspec")]
+    pool = ThreadPoolExecutor(max(2, min(6, 2 * (os.cpu_count() or 1))))
+    request.addfinalizer(pool.shutdown)
+    return {n: pool.submit(run_case, n, tmp_path_factory.mktemp(n)) for n in names}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_bad_input(name: str, outcomes: dict[str, Future[Outcome]], tmp_path: Path) -> None:
+    done = outcomes[name].result() if name in outcomes else run_case(name, tmp_path)
+    case, project, proc = done.case, done.project, done.proc
     output = proc.stdout + proc.stderr
     assert_clean_failure(proc)
     if case.exit_code is not None:
         assert proc.returncode == case.exit_code, output
     for text in case.forbidden:
         assert text not in output, f"{text!r} must not appear in:\n{output}"
-    assert_nothing_half_published(project, case.unpublished)
+    assert_nothing_half_published(project, case.unpublished, case.published)
     missing = [text for text in case.expected if not found(text, output)]
     assert not missing, f"missing from the output: {missing}\n--- output ---\n{output}"
     on_stdout_only = [text for text in case.expected if not found(text, proc.stderr)]

@@ -24,6 +24,11 @@ META_SCHEMA = "_hw_meta"  # bookkeeping that must commit with the data (windows,
 DEFAULT_ENV = "prod"
 
 
+def quote_ident(name: str) -> str:
+    """``name`` as one SQL identifier (double quotes, embedded quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def public_schema(env: str) -> str:
     """The schema an environment publishes its views in: ``main`` for prod."""
     return "main" if env == DEFAULT_ENV else env
