@@ -146,6 +146,7 @@ class Runner:
         self.published = self.state.published(self.env)
         self.published_at_start = dict(self.published)
         self._lineage: Any = None
+        self._fp_cache: dict[tuple[str, tuple[str, ...]], str | None] = {}
         self.physical_info = self.state.all_physical()
         self.physical_of = {n: p.physical for n, p in self.published.items() if p.physical}
         self._records: list[dict[str, Any]] = []
@@ -269,8 +270,6 @@ class Runner:
         node = self.project.nodes[name]
         if node.kind != "sql" or not pub.physical or pub.physical not in self.physical_info:
             return False
-        if not self.engine.exists(pub.physical):
-            return False
         try:
             from headwater.lineage import ProjectLineage, consumed_columns
 
@@ -281,14 +280,21 @@ class Runner:
             for u in changed:
                 before = self.published_at_start.get(u)
                 old, new = (before.physical if before else None), self.physical_of.get(u)
-                if not old or not new or old == new or not self.engine.exists(old):
-                    return False
-                # the old table must still hold what this node read: an incremental table
-                # is updated in place, and a run killed before recording it leaves it newer
-                if self.engine.stats(old).content_fp != pub.upstream.get(u):
+                # the state store knows which physical tables exist: no catalog queries
+                if not old or not new or old == new or old not in self.physical_info:
                     return False
                 cols = consumed_columns(self._lineage, name, u)
                 if not cols:
+                    return False
+                have = {c for c, _ in self.physical_info[new].columns}
+                if set(cols) >= have:
+                    return False  # it reads every column, and the content changed
+                # the old table must still hold what this node read: an incremental table
+                # is updated in place, and a run killed before recording it leaves it newer
+                upstream_node = self.project.nodes[u]
+                in_place = getattr(upstream_node, "incremental", None) is not None or (
+                    upstream_node.kind == "source")
+                if in_place and self._content(old) != pub.upstream.get(u):
                     return False
                 if self._projection_fp(old, cols) != self._projection_fp(new, cols):
                     return False
@@ -297,17 +303,29 @@ class Runner:
             log.debug("change impact for %s failed", name, exc_info=True)
             return False
 
+    def _content(self, physical: str) -> str:
+        key = (physical, ("*",))
+        if key not in self._fp_cache:
+            self._fp_cache[key] = self.engine.stats(physical).content_fp
+        return self._fp_cache[key] or ""
+
     def _projection_fp(self, physical: str, columns: list[str]) -> str | None:
+        """Fingerprint of a table projected on some columns; once per run per table."""
         from headwater.engines.base import INTERNAL_SCHEMA
 
-        have = {c for c, _ in self.engine.columns(physical)}
+        key = (physical, tuple(columns))
+        if key in self._fp_cache:
+            return self._fp_cache[key]
+        info = self.physical_info.get(physical)
+        have = {c for c, _ in info.columns} if info else set()
         if not set(columns) <= have:
             return None
         cols = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
         rows = self.engine.fetch(
             f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM"
             f' (SELECT {cols} FROM "{INTERNAL_SCHEMA}".{_q(physical)}) AS t')
-        return f"{rows[0][0]}:{rows[0][1]}"
+        self._fp_cache[key] = f"{rows[0][0]}:{rows[0][1]}"
+        return self._fp_cache[key]
 
     def _build(self, np: NodePlan) -> BuildOutcome:
         from headwater.build import build_node
