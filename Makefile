@@ -6,16 +6,23 @@ ROWS ?= 200000
 
 .PHONY: demo test check bench install clean
 
-$(BIN)/headwater: pyproject.toml
+# The demo needs only the core package; tests need every extra (Spark, web, drivers ...).
+$(VENV)/.core: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $@
+	touch $@ $(VENV)/.core
 
-install: $(BIN)/headwater
+install: $(VENV)/.dev
 
 ## Set up, create the example project in ./demo and run it end to end on embedded DuckDB.
-demo: install
+demo: $(VENV)/.core
 	rm -rf demo
 	$(BIN)/headwater init demo --rows $(ROWS)
 	$(BIN)/headwater run --project demo
