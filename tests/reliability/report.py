@@ -157,65 +157,82 @@ def main() -> None:
     ap.add_argument("--fuzz", type=int, default=3000, help="loader fuzz examples")
     ap.add_argument("--write", type=Path, default=None, help="markdown file to update")
     ap.add_argument("--json", type=Path, default=None, help="save the raw figures")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the sections already in the --json file, run the others")
     args = ap.parse_args()
     figures: dict[str, Any] = {"date": datetime.now(UTC).strftime("%Y-%m-%d"),
                                "machine": f"{os.cpu_count()} cores, {sys.platform}"}
+    if args.resume and args.json and args.json.exists():
+        figures.update(json.loads(args.json.read_text()))
 
-    print("bad-input corpus ...", flush=True)
-    corpus, secs = pytest_cases(["tests/e2e/test_bad_input.py", "-k", "test_bad_input["])
-    figures["corpus"] = {"tried": len(corpus), "handled": count(corpus, "passed"),
-                         "failed": [k for k, v in corpus.items() if v != "passed"],
-                         "seconds": round(secs, 1),
-                         "command": "pytest tests/e2e/test_bad_input.py"}
+    def save() -> None:
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(figures, indent=2, default=str))
 
-    print(f"loader fuzz, {args.fuzz} examples ...", flush=True)
-    fuzz, secs = pytest_cases(["tests/reliability/test_fuzz_loader.py"],
-                              {"HW_FUZZ_EXAMPLES": str(args.fuzz), "HW_FUZZ_RANDOM": "1"})
-    figures["fuzz"] = {"tried": args.fuzz,
-                       "handled": args.fuzz if count(fuzz, "passed") == len(fuzz) else 0,
-                       "seconds": round(secs, 1),
-                       "command": f"HW_FUZZ_EXAMPLES={args.fuzz} HW_FUZZ_RANDOM=1 "
-                                  "pytest tests/reliability/test_fuzz_loader.py"}
+    def corpus() -> dict[str, Any]:
+        got, secs = pytest_cases(["tests/e2e/test_bad_input.py", "-k", "test_bad_input["])
+        return {"tried": len(got), "handled": count(got, "passed"),
+                "failed": [k for k, v in got.items() if v != "passed"],
+                "seconds": round(secs, 1), "command": "pytest tests/e2e/test_bad_input.py"}
 
-    print("faults ...", flush=True)
-    faults, secs = pytest_cases([t for _, t in FAULTS])
-    rows = []
-    for what, test in FAULTS:
-        states = [v for k, v in faults.items()
-                  if k.split("::")[-1].split("[")[0] == test.split("::")[-1]]
-        rows.append({"fault": what, "test": test, "runs": len(states),
-                     "survived": sum(s == "passed" for s in states)})
-    figures["faults"] = {"rows": rows, "injected": sum(r["runs"] for r in rows),
-                         "survived": sum(r["survived"] for r in rows),
-                         "seconds": round(secs, 1),
-                         "command": "pytest tests/reliability/test_faults.py + the connector"
-                                    " tests listed below"}
+    def fuzz() -> dict[str, Any]:
+        got, secs = pytest_cases(["tests/reliability/test_fuzz_loader.py"],
+                                 {"HW_FUZZ_EXAMPLES": str(args.fuzz), "HW_FUZZ_RANDOM": "1"})
+        return {"tried": args.fuzz,
+                "handled": args.fuzz if got and count(got, "passed") == len(got) else 0,
+                "seconds": round(secs, 1),
+                "command": f"HW_FUZZ_EXAMPLES={args.fuzz} HW_FUZZ_RANDOM=1 "
+                           "pytest tests/reliability/test_fuzz_loader.py"}
 
-    for name, path in (("concurrency", "tests/reliability/test_concurrency.py"),
-                       ("injection", "tests/reliability/test_injection.py")):
-        print(f"{name} ...", flush=True)
+    def faults() -> dict[str, Any]:
+        got, secs = pytest_cases([t for _, t in FAULTS])
+        rows = []
+        for what, test in FAULTS:
+            states = [v for k, v in got.items()
+                      if k.split("::")[-1].split("[")[0] == test.split("::")[-1]]
+            rows.append({"fault": what, "test": test, "runs": len(states),
+                         "survived": sum(s == "passed" for s in states)})
+        return {"rows": rows, "injected": sum(r["runs"] for r in rows),
+                "survived": sum(r["survived"] for r in rows), "seconds": round(secs, 1),
+                "command": "pytest tests/reliability/test_faults.py + the connector"
+                           " tests listed below"}
+
+    def scenarios(path: str) -> dict[str, Any]:
         got, secs = pytest_cases([path])
-        figures[name] = {"scenarios": len(got), "passed": count(got, "passed"),
-                         "seconds": round(secs, 1), "command": f"pytest {path}"}
+        return {"scenarios": len(got), "passed": count(got, "passed"),
+                "seconds": round(secs, 1), "command": f"pytest {path}"}
 
-    print("secrets ...", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "secrets.json"
-        got, secs = pytest_cases(["tests/reliability/test_secrets.py"],
-                                 {"HW_RELIABILITY_OUT": str(out)})
-        scanned = json.loads(out.read_text()) if out.exists() else {}
-    figures["secrets"] = {**scanned, "passed": count(got, "passed"), "tests": len(got),
-                          "seconds": round(secs, 1),
-                          "command": "pytest tests/reliability/test_secrets.py"}
+    def secrets() -> dict[str, Any]:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "secrets.json"
+            got, secs = pytest_cases(["tests/reliability/test_secrets.py"],
+                                     {"HW_RELIABILITY_OUT": str(out)})
+            scanned = json.loads(out.read_text()) if out.exists() else {}
+        return {**scanned, "passed": count(got, "passed"), "tests": len(got),
+                "seconds": round(secs, 1), "command": "pytest tests/reliability/test_secrets.py"}
 
-    print(f"kill -9, {args.kills} kills per project ...", flush=True)
-    figures["kills"] = run_kills(args.kills, args.seed)
+    sections = [
+        ("corpus", "bad-input corpus", corpus),
+        ("fuzz", f"loader fuzz, {args.fuzz} examples", fuzz),
+        ("faults", "faults", faults),
+        ("concurrency", "concurrency",
+         lambda: scenarios("tests/reliability/test_concurrency.py")),
+        ("injection", "injection", lambda: scenarios("tests/reliability/test_injection.py")),
+        ("secrets", "secrets", secrets),
+        ("kills", f"kill -9, {args.kills} kills per project",
+         lambda: run_kills(args.kills, args.seed)),
+    ]
+    for key, title, run in sections:
+        if key in figures:
+            print(f"{title}: kept from {args.json}", flush=True)
+            continue
+        print(f"{title} ...", flush=True)
+        figures[key] = run()
+        save()
 
     text = render(figures)
     print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2, default=str))
     if args.write:
         doc = args.write.read_text()
         start, end = "<!-- figures:start -->", "<!-- figures:end -->"
