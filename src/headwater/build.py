@@ -18,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from headwater import window_stats as wstats
 from headwater.engines.base import Engine, TableStats
 from headwater.engines.base import quote_ident as _q
 from headwater.errors import ConnectorError, HeadwaterError, TransformError
@@ -73,7 +74,8 @@ def build_node(
                      lambda f: with_retries(f, retries=node.config.retries,
                                             delay=node.config.retry_delay),
                      fresh=rebuild)
-        src_stats = engine.stats(physical)
+        # per-file sums when it keeps them (only new files are counted), else a scan
+        src_stats = wstats.part_content(engine, physical) or engine.stats(physical)
         return BuildOutcome(src_stats.rows, src_stats, time.perf_counter() - t0,
                             warnings=res.warnings, checks=res.checks, detail=res.describe())
     if isinstance(node, SqlNode) and node.incremental is not None:
@@ -97,7 +99,9 @@ def build_node(
             raise
         except Exception as exc:
             raise _sql_error(node, exc, dialect) from None
-        inc_stats = engine.stats(physical)
+        spec = node.incremental
+        inc_stats = (spec.strategy == "window" and wstats.node_content(
+            engine, physical, spec.column, spec.grain or "day")) or engine.stats(physical)
         return BuildOutcome(inc_stats.rows, inc_stats, time.perf_counter() - t0,
                             detail=inc.summary, checks=results)
     # A forced rebuild of a table that may be published builds beside it and swaps

@@ -13,13 +13,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from headwater import window_stats as wstats
 from headwater.engines.base import INTERNAL_SCHEMA, META_SCHEMA, Engine
 from headwater.errors import TransformError
-from headwater.incremental import IncrementalSpec, interval_sql, window_label_sql
+from headwater.incremental import IncrementalSpec, interval_sql
 from headwater.project.nodes import SqlNode
 
 HIDDEN_PREFIX = "_hw_"
-NULL_LABEL = "(null)"
+NULL_LABEL = wstats.NULL_LABEL
 DIMENSIONS = "(dimensions)"
 
 
@@ -63,8 +64,10 @@ def build_incremental(
     """
     spec: IncrementalSpec = node.incremental
     in_col = spec.input_column
-    columns = {u: [c for c, _ in engine.columns(p)] for u, p in upstream_physical.items()}
-    windowed = [u for u, cols in columns.items() if in_col in cols]
+    described = {u: dict(engine.columns(p)) for u, p in upstream_physical.items()}
+    columns = {u: list(cols) for u, cols in described.items()}
+    windowed = {u: upstream_physical[u] for u, cols in columns.items() if in_col in cols}
+    in_types = {u: described[u][in_col] for u in windowed}
     if not windowed:
         raise TransformError(
             f"{node.name}: no upstream has the column {in_col!r} named by @incremental",
@@ -98,13 +101,13 @@ def build_incremental(
             return IncrementalOutcome(f"rows past the largest {spec.column}", [])
         fresh = not engine.exists(physical)
         _, todo, vanished, why = decide_windows(node, engine, physical, windowed, dim_fp, refs,
-                                                fresh, backfill)
+                                                fresh, backfill, preview=True)
         return IncrementalOutcome(describe_windows(todo, vanished, why, fresh), sorted(todo))
     fresh = rebuild or not engine.exists(physical)
     check = verify or (lambda _scope: None)
     if spec.strategy == "window":
-        return _windows(node, engine, physical, spec, windowed, dim_fp, refs, render, fresh,
-                        check, backfill)
+        return _windows(node, engine, physical, spec, windowed, in_types, dim_fp, refs, render,
+                        fresh, check, backfill)
     return _cursor(node, engine, physical, spec, refs, render, fresh, check)
 
 
@@ -112,24 +115,22 @@ def decide_windows(
     node: SqlNode,
     engine: Engine,
     physical: str,
-    windowed: list[str],
+    windowed: Mapping[str, str],
     dim_fp: str,
     refs: Callable[[Callable[[str], str] | None], dict[str, Any]],
     fresh: bool,
     backfill: tuple[str, str] | None = None,
+    *,
+    preview: bool = False,
 ) -> tuple[dict[str, str], set[str], set[str], str]:
-    """(input fingerprint per window, windows to process, windows gone, why) — reads only."""
+    """(input fingerprint per window, windows to process, windows gone, why) — reads only
+    the warehouse (``preview``: never writes, not even what it counted)."""
     spec: IncrementalSpec = node.incremental
     grain = spec.grain or "day"
-    in_label = f"coalesce({window_label_sql(_q(spec.input_column), grain)}, {_lit(NULL_LABEL)})"
     current: dict[str, str] = {}
     for u in sorted(windowed):
-        source = refs(None)[u].sql(dialect="duckdb")
-        rows = engine.fetch(
-            f"SELECT {in_label} AS w, count(*)::VARCHAR || ':' ||"
-            f" coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM {source} AS t GROUP BY w"
-        )
-        for w, fp in rows:
+        for w, fp in _input_windows(engine, u, windowed[u], spec.input_column, grain, refs,
+                                    save=not preview).items():
             current[w] = hashlib.sha256(f"{current.get(w, '')}|{u}:{fp}".encode()).hexdigest()
     meta = f"{_q(META_SCHEMA)}.windows"
     stored = {} if fresh else dict(
@@ -153,12 +154,41 @@ def decide_windows(
     return current, todo, vanished, reason
 
 
+def _input_windows(
+    engine: Engine,
+    upstream: str,
+    physical: str,
+    column: str,
+    grain: str,
+    refs: Callable[[Callable[[str], str] | None], dict[str, Any]],
+    *,
+    save: bool,
+) -> dict[str, str]:
+    """Fingerprint of each window of an upstream's rows (as the transform sees them).
+
+    From the upstream's own bookkeeping when it keeps some (a window node, a file
+    source): then the cost follows what changed. Else a scan of the whole upstream.
+    """
+    sums = wstats.node_windows(engine, physical, column, grain)
+    if sums is None:
+        sums = wstats.part_windows(engine, physical, column, grain, save=save)
+    if sums is not None:
+        return wstats.fingerprints(sums)
+    source = refs(None)[upstream].sql(dialect="duckdb")
+    rows = engine.fetch(
+        f"SELECT {wstats.label_sql(column, grain)} AS w, count(*)::VARCHAR || ':' ||"
+        f" coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM {source} AS t GROUP BY w"
+    )
+    return dict(rows)
+
+
 def _windows(
     node: SqlNode,
     engine: Engine,
     physical: str,
     spec: IncrementalSpec,
-    windowed: list[str],
+    windowed: Mapping[str, str],
+    in_types: Mapping[str, str],
     dim_fp: str,
     refs: Callable[[Callable[[str], str] | None], dict[str, Any]],
     render: Callable[[Mapping[str, Any]], str],
@@ -167,27 +197,25 @@ def _windows(
     backfill: tuple[str, str] | None = None,
 ) -> IncrementalOutcome:
     grain = spec.grain or "day"
-    in_label = f"coalesce({window_label_sql(_q(spec.input_column), grain)}, {_lit(NULL_LABEL)})"
-    out_label = f"coalesce({window_label_sql(_q(spec.column), grain)}, {_lit(NULL_LABEL)})"
     meta = f"{_q(META_SCHEMA)}.windows"
     current, todo, vanished, reason = decide_windows(
         node, engine, physical, windowed, dim_fp, refs, fresh, backfill)
     if not fresh and not todo and not vanished:
         return IncrementalOutcome("no window changed", [])
 
-    def condition(_u: str) -> str:
-        return f"{in_label} IN ({', '.join(_lit(w) for w in sorted(todo))})"
+    def condition(u: str) -> str:
+        return wstats.window_predicate(spec.input_column, grain, todo, in_types.get(u))
 
+    keep_stats = wstats.supported(engine)
+    out_type = None if fresh else dict(engine.columns(physical)).get(spec.column)
     with engine.transaction():
         if fresh:
             engine.execute(f"CREATE OR REPLACE TABLE {_fq(physical)} AS {render(refs(None))}")
             engine.execute(f"DELETE FROM {meta} WHERE physical = ?", [physical])
         else:
             gone = sorted(todo | vanished)
-            engine.execute(
-                f"DELETE FROM {_fq(physical)} WHERE {out_label} IN"
-                f" ({', '.join(_lit(w) for w in gone)})"
-            )
+            engine.execute(f"DELETE FROM {_fq(physical)} WHERE"
+                           f" {wstats.window_predicate(spec.column, grain, gone, out_type)}")
             if todo:
                 engine.execute(
                     f"INSERT INTO {_fq(physical)} BY NAME {render(refs(condition))}")
@@ -200,8 +228,10 @@ def _windows(
         marks.append([physical, DIMENSIONS, dim_fp])
         for mark in marks:
             engine.execute(f"INSERT INTO {meta} VALUES (?, ?, ?)", mark)
-        verify(None if fresh else f"{out_label} IN ({', '.join(_lit(w) for w in sorted(todo))})"
-               if todo else "FALSE")
+        if keep_stats:
+            wstats.record_windows(engine, physical, spec.column, grain,
+                                  None if fresh else todo | vanished)
+        verify(None if fresh else wstats.window_predicate(spec.column, grain, todo, out_type))
     return IncrementalOutcome(describe_windows(todo, vanished, reason, fresh), sorted(todo))
 
 

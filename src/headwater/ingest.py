@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from headwater import window_stats as wstats
 from headwater.engines.base import Engine
 from headwater.engines.base import quote_ident as _q
 from headwater.errors import ConnectorError, HeadwaterError
@@ -33,7 +34,7 @@ from headwater.project.nodes import SourceNode
 log = logging.getLogger(__name__)
 
 HIDDEN_PREFIX = "_hw_"
-HIDDEN_PARTITION = "_hw_file"
+HIDDEN_PARTITION = wstats.PARTITION_COLUMN
 
 _INTS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
          "UINTEGER", "UBIGINT", "UHUGEINT")
@@ -217,11 +218,13 @@ def _ingest_partitions(
     def before() -> None:
         if not exists:
             engine.execute(f"DELETE FROM {meta} WHERE physical = ?", [physical])
+            wstats.forget_parts(engine, physical, None)
         elif redo:
             marks = ", ".join("?" for _ in redo)
             engine.execute(f'DELETE FROM {table} WHERE "{HIDDEN_PARTITION}" IN ({marks})', redo)
             engine.execute(f"DELETE FROM {meta} WHERE physical = ? AND part IN ({marks})",
                            [physical, *redo])
+            wstats.forget_parts(engine, physical, redo)
 
     def after() -> None:
         for part in changed:

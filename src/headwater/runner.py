@@ -270,6 +270,14 @@ class Runner:
         node = self.project.nodes[name]
         if node.kind != "sql" or not pub.physical or pub.physical not in self.physical_info:
             return False
+        olds: dict[str, tuple[str, str]] = {}
+        for u in changed:  # cheap refusals first: lineage costs an import and a load
+            before = self.published_at_start.get(u)
+            old, new = (before.physical if before else None), self.physical_of.get(u)
+            # the state store knows which physical tables exist: no catalog queries
+            if not old or not new or old == new or old not in self.physical_info:
+                return False
+            olds[u] = (old, new)
         try:
             from headwater.lineage import ProjectLineage, consumed_columns
 
@@ -277,12 +285,7 @@ class Runner:
                 self._lineage = ProjectLineage.from_state(
                     self.project, self.state, self.env,
                     cache_dir=self.project.root / ".headwater")
-            for u in changed:
-                before = self.published_at_start.get(u)
-                old, new = (before.physical if before else None), self.physical_of.get(u)
-                # the state store knows which physical tables exist: no catalog queries
-                if not old or not new or old == new or old not in self.physical_info:
-                    return False
+            for u, (old, new) in olds.items():
                 cols = consumed_columns(self._lineage, name, u)
                 if not cols:
                     return False

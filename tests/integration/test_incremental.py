@@ -81,6 +81,50 @@ def test_new_day_processes_one_window(tmp_path: Path) -> None:
     assert checksums(project) == full_rebuild(project, tmp_path)
 
 
+def test_adding_a_day_reads_only_the_new_day(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                             ) -> None:
+    """No statement of an add-a-day run hashes or filters the history by computing window
+    labels of every row: each incremental node learns which windows changed from its
+    upstream's bookkeeping, and content fingerprints are sums of kept pieces."""
+    from headwater.engines.duckdb import DuckDBEngine
+
+    project = make(tmp_path)
+    for d in range(1, 8):
+        day_file(project.root, d)
+    assert project.run().ok
+    seen: list[str] = []
+    for name in ("execute", "fetch"):
+        original = getattr(DuckDBEngine, name)
+
+        def spy(self, sql, params=None, _original=original):  # type: ignore[no-untyped-def]
+            seen.append(" ".join(sql.split()))
+            return _original(self, sql, params)
+
+        monkeypatch.setattr(DuckDBEngine, name, spy)
+    scans: list[str] = []
+    original_stats = DuckDBEngine.stats
+    monkeypatch.setattr(DuckDBEngine, "stats",
+                        lambda self, physical: scans.append(physical) or original_stats(
+                            self, physical))
+    day_file(project.root, 8)
+    result = project.run()
+    assert result.ok
+    assert "1 window(s) changed: 2026-11-08" in reasons(result)["daily"]
+    hashing = [q for q in seen if "hash(" in q]
+    assert hashing, "the new rows are counted"
+    for q in hashing:  # only the new file, or a range of days around the new one
+        assert "_hw_file\" IN ('data/t/2026-11-08.csv')" in q or (
+            "TIMESTAMP '2026-11-08 00:00:00'" in q or "DATE '2026-11-08'" in q), q
+    for q in seen:
+        if q.startswith("DELETE FROM \"_hw\"") and "_hw_file" not in q:
+            assert "2026-11-08" in q and ">=" in q, q  # pruned to the window, not a scan
+    # full-table content scans only for the small non-incremental table built anew
+    phys = {n.name: n for n in result.nodes}
+    assert all(p.startswith("overall__") for p in scans), scans
+    assert phys["overall"].status == "executed"
+    assert checksums(project) == full_rebuild(project, tmp_path)
+
+
 def test_redelivered_day_replaces_its_rows(tmp_path: Path) -> None:
     project = make(tmp_path)
     for d in (1, 2, 3):

@@ -3,6 +3,7 @@ full rebuild from scratch of the same inputs (order-independent content checksum
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -67,7 +68,7 @@ def assert_equals_full_rebuild(project: Project, work: Path) -> None:
     assert checksums(project) == checksums(reference)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=int(os.environ.get("HW_PROPERTY_EXAMPLES", "12")), deadline=None, suppress_health_check=list(HealthCheck))
 @given(ops)
 def test_incremental_equals_full_rebuild(sequence: list[tuple[str, int, int]]) -> None:
     work = Path(tempfile.mkdtemp())

@@ -46,6 +46,8 @@ class Engine(ABC):
 
     name: ClassVar[str]
     dialect: ClassVar[str]  # sqlglot dialect the engine executes
+    # whether it keeps additive per-window/per-file sums (headwater.window_stats)
+    window_stats: bool = False
 
     @abstractmethod
     def open(self, *, read_only: bool = False) -> None: ...

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from headwater import window_stats as wstats
 from headwater.engines.base import (
     INTERNAL_SCHEMA,
     META_SCHEMA,
@@ -50,6 +51,7 @@ def duckdb_column_equals(column: str, value: str) -> Any:
 
 
 class DuckDBEngine(Engine):
+    window_stats = True  # keeps _hw_meta.window_stats (see headwater.window_stats)
     name = "duckdb"
     dialect = "duckdb"
 
@@ -104,6 +106,12 @@ class DuckDBEngine(Engine):
                 f"CREATE TABLE IF NOT EXISTS {_q(META_SCHEMA)}.partitions"
                 " (physical VARCHAR, part VARCHAR, digest VARCHAR)"
             )
+            self._con.execute(wstats.DDL)
+            self.window_stats = True
+        else:  # a warehouse made by an older Headwater may not have the table yet
+            self.window_stats = bool(self._con.execute(
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = ?"
+                " AND table_name = 'window_stats'", [META_SCHEMA]).fetchall())
 
     def close(self) -> None:
         if self._con is not None:
@@ -249,7 +257,8 @@ class DuckDBEngine(Engine):
                 for c in self.con.execute(f"DESCRIBE {self._fq(physical)}").fetchall()]
 
     def arrow_columns(self, schema: pa.Schema) -> list[tuple[str, str]]:
-        rel = self.con.from_arrow(schema.empty_table())
+        # an empty reader, not schema.empty_table(): that one imports pandas (0.2 s)
+        rel = self.con.from_arrow(pa.RecordBatchReader.from_batches(schema, []))
         return [(str(n), str(t)) for n, t in zip(rel.columns, rel.types, strict=True)]
 
     def max_value(self, physical: str, column: str) -> Any:
@@ -319,6 +328,7 @@ class DuckDBEngine(Engine):
         with self.transaction():
             self.con.execute(f"DROP {old} IF EXISTS {self._fq(physical)}")
             self.con.execute(f"ALTER {new} {self._fq(staging)} RENAME TO {_q(physical)}")
+            self._forget_stats(physical)
         self._hidden.pop(physical, None)
 
     def drop_physical(self, physical: str) -> None:
@@ -331,7 +341,13 @@ class DuckDBEngine(Engine):
         ).fetchall()
         if row:
             kind = "VIEW" if row[0][0] == "VIEW" else "TABLE"
+            self._forget_stats(physical)  # a cache: losing it only costs a recount
             self.con.execute(f"DROP {kind} IF EXISTS {fq}")
+
+    def _forget_stats(self, physical: str) -> None:
+        """What ``_hw_meta.window_stats`` counted of a table that is replaced or dropped."""
+        if self.window_stats:
+            self.con.execute(f"DELETE FROM {wstats.TABLE} WHERE physical = ?", [physical])
 
     def query(self, sql: str, limit: int | None = None) -> pa.Table:
         result = self.con.sql(sql)
