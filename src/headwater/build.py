@@ -24,6 +24,7 @@ from headwater.engines.base import quote_ident as _q
 from headwater.errors import ConnectorError, HeadwaterError, TransformError
 from headwater.frames import frame_kind, to_arrow, to_frame
 from headwater.project.nodes import Node, PythonNode, SinkNode, SourceNode, SqlNode
+from headwater.retry import with_retries
 
 if TYPE_CHECKING:
     from headwater.connectors.base import SinkResult
@@ -162,25 +163,6 @@ def verify_checks(
             "(severity=warn publishes despite failures)",
         )
     return results
-
-
-def with_retries(action: Callable[[], Any], *, retries: int, delay: float) -> Any:
-    """Run ``action``; retry transient ConnectorErrors with exponential backoff.
-
-    Every attempt must be all-or-nothing (a build is one transaction), so a
-    retry starts clean: nothing is read twice into the output.
-    """
-    for attempt in range(retries + 1):
-        try:
-            return action()
-        except ConnectorError as exc:
-            if not exc.transient or attempt == retries:
-                if exc.transient:
-                    exc.message += f" (gave up after {retries + 1} attempts)"
-                raise
-            log.warning("%s; retrying in %.1fs", exc.message, delay * 2**attempt)
-            time.sleep(delay * 2**attempt)
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _build_sql(

@@ -23,6 +23,7 @@ never a failed run. Call :meth:`OpenLineageEmitter.close` after the run.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -72,6 +73,7 @@ SUBTYPES = {"identity": "IDENTITY", "transformation": "TRANSFORMATION",
 INDIRECT = {"filter": "FILTER", "join": "JOIN", "group_by": "GROUP_BY", "sort": "SORT"}
 
 
+@functools.cache
 def _version() -> str:
     try:
         from importlib.metadata import version
@@ -81,7 +83,9 @@ def _version() -> str:
         return "0"
 
 
-PRODUCER = f"https://github.com/headwater-data/headwater/tree/v{_version()}"
+def producer() -> str:
+    """The ``producer`` of every event (looked up on first use: importlib.metadata is slow)."""
+    return f"https://github.com/headwater-data/headwater/tree/v{_version()}"
 
 
 class OpenLineageSettings(BaseModel):
@@ -329,7 +333,7 @@ class OpenLineageEmitter:
         return {
             "eventType": kind,
             "eventTime": when,
-            "producer": PRODUCER,
+            "producer": producer(),
             "schemaURL": SPEC,
             "run": {"runId": run_id, "facets": run_facets},
             "job": {"namespace": self.namespace, "name": job, "facets": job_facets},
@@ -473,7 +477,7 @@ def _external(node: Any, root: Path) -> dict[str, Any]:
 
 def _facet(name: str, body: dict[str, Any]) -> dict[str, Any]:
     url = SCHEMA_URLS["documentation_dataset" if name == "documentation_dataset" else name]
-    return {"_producer": PRODUCER, "_schemaURL": url, **body}
+    return {"_producer": producer(), "_schemaURL": url, **body}
 
 
 def _uuid7() -> str:

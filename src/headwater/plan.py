@@ -295,7 +295,7 @@ def source_data_fps(
     hash_cache: dict[str, tuple[int, int, str]] | None = None,
 ) -> dict[str, str]:
     """Data fingerprints of the named sources (cheap change markers)."""
-    from headwater.build import with_retries
+    from headwater.retry import with_retries
 
     out: dict[str, str] = {}
     for name in names:

@@ -8,8 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
 from headwater import window_stats as wstats
 from headwater.engines.base import (
     INTERNAL_SCHEMA,
@@ -38,6 +36,7 @@ def _q(name: str) -> str:
 
 if TYPE_CHECKING:
     import duckdb
+    import pyarrow as pa
     from sqlglot import exp
 
 
@@ -258,6 +257,8 @@ class DuckDBEngine(Engine):
 
     def arrow_columns(self, schema: pa.Schema) -> list[tuple[str, str]]:
         # an empty reader, not schema.empty_table(): that one imports pandas (0.2 s)
+        import pyarrow as pa
+
         rel = self.con.from_arrow(pa.RecordBatchReader.from_batches(schema, []))
         return [(str(n), str(t)) for n, t in zip(rel.columns, rel.types, strict=True)]
 
@@ -350,6 +351,8 @@ class DuckDBEngine(Engine):
             self.con.execute(f"DELETE FROM {wstats.TABLE} WHERE physical = ?", [physical])
 
     def query(self, sql: str, limit: int | None = None) -> pa.Table:
+        import pyarrow as pa
+
         result = self.con.sql(sql)
         if result is None:
             return pa.table({})
