@@ -529,7 +529,8 @@ def main(argv: list[str] | None = None) -> int:
                 problems.append(f"headwater {label} executed {unexpected}")
         print(f"  [{rep + 1}/{args.repeat}] headwater full {r['wall']:.2f}s; add a day "
               f"{a['wall']:.2f}s ({len(a['executed'])} nodes, cpu {a['cpu']:.1f}s); no-op "
-              f"{n['wall']:.2f}s ({len(n['executed'])}); full of 31 days {s['wall']:.2f}s "
+              f"{n['wall']:.2f}s ({len(n['executed'])}); full of {args.days + 1} days "
+              f"{s['wall']:.2f}s "
               f"(cpu {s['cpu']:.1f}s); re-delivered day {d['wall']:.2f}s "
               f"({len(d['executed'])}); other procs "
               f"{med([x['other'] for x in (r, a, n, s, d)]):.2f} cores", flush=True)
@@ -559,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
                 compare(checksums(dbt_proj / "warehouse.duckdb"), ref_sums["redeliver"]))
         print(f"  [{rep + 1}/{args.repeat}] dbt       full {f['wall']:.2f}s; add a day "
               f"{a['wall']:.2f}s (cpu {a['cpu']:.1f}s); no-op {n['wall']:.2f}s; --full-refresh "
-              f"of 31 days {fr['wall']:.2f}s (cpu {fr['cpu']:.1f}s); re-delivered day "
+              f"of {args.days + 1} days {fr['wall']:.2f}s (cpu {fr['cpu']:.1f}s); re-delivered day "
               f"{d['wall']:.2f}s; other procs {med([x['other'] for x in (f, a, n, fr, d)]):.2f}"
               " cores", flush=True)
 
@@ -583,7 +584,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"{args.days} days, {per_day * args.days:,} rows (+{per_day:,} per day), "
           f"{args.devices} devices; medians of {args.repeat}; wall seconds (cpu: user+sys)")
-    head = (f"{'tool':<11}{'full (30 d)':>12}{'full (31 d)':>12}{'add a day':>11}"
+    d0, d1 = f"full ({args.days} d)", f"full ({args.days + 1} d)"
+    head = (f"{'tool':<11}{d0:>12}{d1:>12}{'add a day':>11}"
             f"{'ratio':>8}{'cpu ratio':>10}{'no-op':>8}{'re-delivered':>14}  "
             f"target <= {TARGET:.0%}")
     print(head)
@@ -601,8 +603,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         print(f"{r[0]:<11}{r[1]:>12.2f}{r[2]:>12.2f}{r[3]:>11.2f}{r[4]:>8.1%}{r[5]:>10.1%}"
               f"{r[6]:>8.2f}{r[7]:>14.2f}  {'ok' if r[4] <= TARGET else 'MISSED'}")
-    print("ratio = add a day / full rebuild of the same 31 days (headwater: a fresh project "
-          "copy; dbt: --full-refresh)")
+    print(f"ratio = add a day / full rebuild of the same {args.days + 1} days (headwater: a"
+          " fresh project copy; dbt: --full-refresh)")
     if hw_reasons:
         print("\nheadwater, what ran (first repeat):")
         for label, reasons in hw_reasons.items():
@@ -613,7 +615,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{k} {med([x['node_seconds'].get(k, 0) for x in hw['add']]):.2f}"
             for k in ["telemetry", *MODELS]))
     if hw["scratch"]:
-        print("headwater full build of 31 days, seconds per node (median): " + ", ".join(
+        print(f"headwater full build of {args.days + 1} days, seconds per node (median): "
+              + ", ".join(
             f"{k} {med([x['node_seconds'].get(k, 0) for x in hw['scratch']]):.2f}"
             for k in ["telemetry", *MODELS]))
     if db["add"]:

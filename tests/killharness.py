@@ -645,6 +645,7 @@ def check_project(root: Path, inputs: Inputs | None = None) -> list[str]:
                 if held.get(w) != expected.get(w):
                     problems.append(f"{name}: window {w} holds {held.get(w)}, recomputing it"
                                     f" gives {expected.get(w)}")
+        problems += stats_problems(con)
     finally:
         con.close()
     sink = root / "output/final.parquet"
@@ -655,6 +656,59 @@ def check_project(root: Path, inputs: Inputs | None = None) -> list[str]:
             pq.read_table(sink)
         except Exception as exc:  # noqa: BLE001 - any failure to read is the finding
             problems.append(f"sink file unreadable: {exc}")
+    return problems
+
+
+def stats_problems(con: Any) -> list[str]:
+    """Every sum kept in ``_hw_meta.window_stats`` equals a recount of the rows it stands for.
+
+    A stale sum would make a later run skip a changed window or give a wrong content
+    fingerprint: the sums must change in the same transaction as the rows.
+    """
+    from headwater import window_stats as ws
+
+    problems: list[str] = []
+    try:
+        kept = con.execute("SELECT physical, key, part, label, rows, total::VARCHAR"
+                           ' FROM "_hw_meta".window_stats').fetchall()
+    except duckdb.Error:
+        return problems  # made before the table existed
+    groups: dict[tuple[str, str, str], dict[str, str]] = {}
+    for physical, key, part, label, n, total in kept:
+        groups.setdefault((physical, key, part), {})[label] = f"{n}:{total}"
+    for (physical, key, part), sums in groups.items():
+        if ws.MARK not in sums:
+            continue  # not (yet) complete: never used
+        del sums[ws.MARK]
+        table = f'"_hw"."{physical}"'
+        try:  # DESCRIBE, as the engine reads column types
+            cols = [(str(r[0]), str(r[1])) for r in con.execute(f"DESCRIBE {table}").fetchall()]
+        except duckdb.Error:
+            problems.append(f"window_stats kept for {physical}, which is gone")
+            continue
+        if part:  # a file of a source: content (all columns) or windows (visible ones)
+            spec, _, _sig = key.partition("@")
+            where = f'WHERE "_hw_file" = \'{part.replace(chr(39), chr(39) * 2)}\''
+            if spec == ws.CONTENT:
+                label, hashed = "'*'", [c for c, _ in cols]
+            else:
+                column, grain = spec.split("/")
+                label, hashed = ws.label_sql(column, grain), [
+                    c for c, _ in cols if not c.startswith("_hw_")]
+            # kept under an older column list: superseded, never read
+            if _sig != ws.signature(cols):
+                continue
+        else:
+            column, grain = key.split("/")
+            label, where = ws.label_sql(column, grain), ""
+            hashed = [c for c, _ in cols if not c.startswith("_hw_")]
+        recount = dict(con.execute(
+            f"SELECT {label} AS w, count(*)::VARCHAR || ':' || sum({ws.row_hash_sql(hashed)})"
+            f"::VARCHAR FROM {table} {where} GROUP BY w").fetchall())
+        if recount != sums:
+            diff = sorted(w for w in set(recount) | set(sums) if recount.get(w) != sums.get(w))
+            problems.append(f"window_stats of {physical} ({key}{', ' + part if part else ''})"
+                            f" disagree with its rows in {diff[:5]}")
     return problems
 
 

@@ -235,7 +235,7 @@ def _loaded_parts(engine: Engine, physical: str) -> list[str]:
         f"SELECT part FROM {_q(META_SCHEMA)}.partitions WHERE physical = ?", [physical])]
 
 
-def _signature(cols: Iterable[tuple[str, str]]) -> str:
+def signature(cols: Iterable[tuple[str, str]]) -> str:
     """Short id of a column list: a new column changes every row's hash, so what was
     counted under other columns is counted again."""
     return hashlib.sha256(",".join(f"{c}:{t}" for c, t in cols).encode()).hexdigest()[:12]
@@ -293,7 +293,7 @@ def part_windows(engine: Engine, physical: str, column: str, grain: str, *,
     if PARTITION_COLUMN not in cols or column not in cols:
         return None
     visible = [c for c in cols if not c.startswith(HIDDEN_PREFIX)]
-    key = f"{key_of(column, grain)}@{_signature(described)}"
+    key = f"{key_of(column, grain)}@{signature(described)}"
     select = (f"SELECT {_q(PARTITION_COLUMN)}, {label_sql(column, grain)} AS w, count(*),"
               f" sum({row_hash_sql(visible)}) FROM {_fq(physical)}"
               f" WHERE {_q(PARTITION_COLUMN)} IN ({{parts}}) GROUP BY ALL")
@@ -312,5 +312,5 @@ def part_content(engine: Engine, physical: str) -> TableStats | None:
     select = (f"SELECT {_q(PARTITION_COLUMN)}, '*', count(*),"
               f" sum({row_hash_sql(c for c, _ in cols)}) FROM {_fq(physical)}"
               f" WHERE {_q(PARTITION_COLUMN)} IN ({{parts}}) GROUP BY ALL")
-    per = _per_part(engine, physical, f"{CONTENT}@{_signature(cols)}", select, save=True)
+    per = _per_part(engine, physical, f"{CONTENT}@{signature(cols)}", select, save=True)
     return _table_stats((piece for sums in per.values() for piece in sums.values()), cols)

@@ -104,7 +104,22 @@ def missing_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f'DROP TABLE _hw."{physical(con, "m07")}" CASCADE')
 
 
+def stale_window_sum(con: duckdb.DuckDBPyConnection) -> None:
+    t = physical(con, "inc_latency_daily")
+    con.execute("UPDATE _hw_meta.window_stats SET rows = rows + 1 WHERE physical = ? AND"
+                " label = (SELECT max(label) FROM _hw_meta.window_stats WHERE physical = ?)",
+                [t, t])
+
+
+def stale_file_sum(con: duckdb.DuckDBPyConnection) -> None:
+    t = physical(con, "telemetry")
+    con.execute("UPDATE _hw_meta.window_stats SET total = total + 1 WHERE physical = ?"
+                " AND label <> ''", [t])
+
+
 DAMAGE: dict[str, tuple[Callable[[duckdb.DuckDBPyConnection], None], str]] = {
+    "a stale window sum": (stale_window_sum, "disagree with its rows"),
+    "a stale file sum": (stale_file_sum, "disagree with its rows"),
     "a file loaded twice": (dup_file, "telemetry: files not held exactly once"),
     "a window lost": (lose_window, "inc_battery_daily: window"),
     "a window applied twice": (window_twice, "inc_latency_daily: window"),
