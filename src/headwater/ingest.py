@@ -212,7 +212,8 @@ def _ingest_partitions(
     stored = dict(engine.fetch(f"SELECT part, digest FROM {meta} WHERE physical = ?",
                                [physical])) if exists else {}
     changed = sorted(p for p, d in current.items() if stored.get(p) != d)
-    vanished = sorted(p for p in stored if p not in current)
+    keep = getattr(node.config, "deleted_files", "remove") == "keep"
+    vanished = [] if keep else sorted(p for p in stored if p not in current)
     redo = changed + vanished
 
     def before() -> None:

@@ -147,6 +147,26 @@ def test_deleted_day_is_removed(tmp_path: Path) -> None:
     assert checksums(project) == full_rebuild(project, tmp_path)
 
 
+def test_deleted_files_can_be_kept(tmp_path: Path) -> None:
+    project = make(tmp_path)
+    toml = project.root / "sources/telemetry.toml"
+    toml.write_text(toml.read_text() + 'deleted_files = "keep"\n')
+    for d in (1, 2, 3):
+        day_file(project.root, d)
+    assert project.run().ok
+    before = checksums(project)
+    (project.root / "data/t/2026-11-01.csv").unlink()  # the landing folder is cleaned up
+    result = project.run()
+    assert result.ok and "removed" not in reasons(result)["stg"]
+    assert checksums(project) == before
+    again = project.run()  # and it stays that way: nothing to do
+    assert again.ok and not [n.name for n in again.nodes if n.status == "executed"]
+    day_file(project.root, 1, rows=6, bump=3)  # the file comes back, changed: reloaded
+    result = project.run()
+    assert "2026-11-01" in reasons(result)["daily"]
+    assert checksums(project) == full_rebuild(project, tmp_path)
+
+
 def test_code_change_rebuilds_from_scratch_and_lookback(tmp_path: Path) -> None:
     project = make(tmp_path)
     for d in (1, 2, 3):

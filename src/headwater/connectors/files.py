@@ -144,6 +144,9 @@ class FilesSourceConfig(SourceConfig, S3Settings):
     date_format: str | None = None
     timestamp_format: str | None = None
     columns: dict[str, str] = {}
+    # a file that disappears: its rows go too ("remove"), or stay loaded ("keep": a
+    # landing folder that is cleaned up after files were read)
+    deleted_files: Literal["remove", "keep"] = "remove"
 
 
 class FilesSource(SourceConnector):
