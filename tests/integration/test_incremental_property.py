@@ -68,7 +68,9 @@ def assert_equals_full_rebuild(project: Project, work: Path) -> None:
     assert checksums(project) == checksums(reference)
 
 
-@settings(max_examples=int(os.environ.get("HW_PROPERTY_EXAMPLES", "12")), deadline=None, suppress_health_check=list(HealthCheck))
+# HW_PROPERTY_EXAMPLES=80 for a longer search than CI's
+@settings(max_examples=int(os.environ.get("HW_PROPERTY_EXAMPLES", "12")), deadline=None,
+          suppress_health_check=list(HealthCheck))
 @given(ops)
 def test_incremental_equals_full_rebuild(sequence: list[tuple[str, int, int]]) -> None:
     work = Path(tempfile.mkdtemp())
