@@ -189,3 +189,56 @@ def test_run_buttons_wait_for_the_run_in_progress(page: Any, server: str) -> Non
     expect(page.locator("#status")).to_have_text("done", timeout=60_000)
     expect(page.locator("#run-node")).to_be_enabled()
     expect(page.locator("#live")).to_contain_text("success")
+
+
+def test_a_server_with_a_token_asks_once_then_works(browser: Any,
+                                                    tmp_path_factory: pytest.TempPathFactory
+                                                    ) -> None:
+    """With a token, the page asks for it, trades it for a session cookie and then shows the
+    graph and a node's data; a wrong answer shows nothing."""
+    expect = sync_api.expect
+    token = "browser-token-5a4b3c2d1e"
+    root = tmp_path_factory.mktemp("web-token") / "shop"
+    subprocess.run([sys.executable, "-m", "headwater.cli", "init", str(root), "--rows", "2000"],
+                   check=True, capture_output=True, timeout=120)
+    env = {**{k: v for k, v in os.environ.items() if k != "HEADWATER_TOKEN"},
+           "HEADWATER_TOKEN": token}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "headwater.cli", "serve", "--port", "0", "--project", str(root)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    assert " at http://127.0.0.1:" in line, line
+    url = line.split(" at ", 1)[1].split()[0]
+    try:
+        for answer, works in (("wrong", False), (token, True)):
+            context = browser.new_context()
+            page = context.new_page()
+            asked: list[str] = []
+
+            def on_dialog(dialog: Any, answer: str = answer, asked: list[str] = asked) -> None:
+                asked.append(dialog.message)
+                dialog.accept(answer)
+
+            page.on("dialog", on_dialog)
+            page.set_default_timeout(30_000)
+            page.goto(url)
+            if works:
+                expect(page.locator("#dag .node").first).to_be_visible()
+                assert page.locator("#dag .node").count() >= 15
+                cookies = {c["name"]: c for c in context.cookies()}
+                assert cookies["hw_session"]["httpOnly"] and token not in str(cookies)
+                page.goto(url + "nodes/stg_merchants")  # the cookie carries on: no new prompt
+                expect(page.locator("h1 .name")).to_have_text("stg_merchants")
+                assert len(asked) == 1, asked
+            else:
+                page.wait_for_timeout(1500)
+                assert page.locator("#dag .node").count() == 0
+                assert "hw_session" not in {c["name"] for c in context.cookies()}
+            assert asked and "token" in asked[0]
+            context.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert token not in err

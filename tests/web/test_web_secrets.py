@@ -131,7 +131,8 @@ def test_no_secret_in_any_response(secret_project: Path) -> None:
         ready = threading.Event()
 
         def listen() -> None:
-            with httpx.stream("GET", ui.url + "api/events", timeout=60) as resp:
+            with httpx.stream("GET", ui.url + "api/events", timeout=60,
+                              headers={"X-Headwater-Token": TOKEN}) as resp:
                 last = False
                 for line in resp.iter_lines():
                     events.append(line)
@@ -144,9 +145,8 @@ def test_no_secret_in_any_response(secret_project: Path) -> None:
         listener = threading.Thread(target=listen, daemon=True)
         listener.start()
         assert ready.wait(10)
-        with httpx.Client(timeout=30) as client:
-            r = client.post(ui.url + "api/runs", json={},
-                            headers={"Authorization": f"Bearer {TOKEN}"})
+        with httpx.Client(timeout=30, headers={"X-Headwater-Token": TOKEN}) as client:
+            r = client.post(ui.url + "api/runs", json={})
             assert r.status_code == 202, r.text
             listener.join(60)
             assert not listener.is_alive()

@@ -96,7 +96,8 @@ def test_serve_starts_on_the_loopback_and_stops_on_sigint(demo: Path) -> None:
 def test_post_needs_the_token_when_one_is_set(demo: Path, make_client: Any,
                                              wait_idle: Any) -> None:
     client = make_client(demo, token=TOKEN)
-    assert client.get("/api/info").json()["token_required"] is True
+    info = client.get("/api/info", headers={"X-Headwater-Token": TOKEN}).json()
+    assert info["token_required"] is True
     r = client.post("/api/runs", json=RUN)
     assert r.status_code == 401 and "token" in r.json()["error"]
     assert client.post("/api/runs", json=RUN,
@@ -109,10 +110,52 @@ def test_post_needs_the_token_when_one_is_set(demo: Path, make_client: Any,
     assert client.post("/api/runs", json=RUN,
                        headers={"X-Headwater-Token": TOKEN}).status_code == 202
     wait_idle(client)
-    # reading needs no token; the token never comes back in a response
-    for path in ("/", "/api/info", "/api/graph", "/api/runs/current", "/runs"):
+    # the pages are shells and load without it; the API (data!) does not
+    for path in ("/", "/runs", "/static/common.js"):
         r = client.get(path)
         assert r.status_code == 200 and TOKEN not in r.text
+    for path in ("/api/info", "/api/graph", "/api/runs/current", "/api/nodes/stg_merchants",
+                 "/api/nodes/stg_merchants/preview", "/api/runs", "/api/events"):
+        r = client.get(path)
+        assert r.status_code == 401, path
+        assert "token" in r.json()["error"] and TOKEN not in r.text
+        assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    for path in ("/api/info", "/api/graph", "/api/runs/current",
+                 "/api/nodes/stg_merchants/preview"):
+        r = client.get(path, headers={"X-Headwater-Token": TOKEN})
+        assert r.status_code == 200 and TOKEN not in r.text
+
+
+def test_the_browser_trades_the_token_for_a_session_cookie(demo: Path, make_client: Any,
+                                                           wait_idle: Any) -> None:
+    from headwater.web.security import SESSION_COOKIE
+
+    client = make_client(demo, token=TOKEN)
+    r = client.post("/api/session", json={"token": "wrong"})
+    assert r.status_code == 401 and SESSION_COOKIE not in r.cookies
+    # from another site: refused before the token is even looked at
+    r = client.post("/api/session", json={"token": TOKEN},
+                    headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403
+    r = client.post("/api/session", json={"token": TOKEN})
+    assert r.status_code == 200 and r.json() == {"token_required": True}
+    cookie = r.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    assert TOKEN not in cookie  # an HMAC of it, not the token
+    # the cookie now opens reads and (from the UI's own origin) writes
+    assert client.get("/api/graph").status_code == 200
+    assert client.post("/api/runs", json=RUN).status_code == 202
+    wait_idle(client)
+    client.cookies.clear()
+    client.cookies.set(SESSION_COOKIE, "forged")
+    assert client.get("/api/graph").status_code == 401
+
+
+def test_without_a_token_the_session_is_a_no_op(demo: Path, make_client: Any) -> None:
+    client = make_client(demo)
+    r = client.post("/api/session", json={"token": "anything"})
+    assert r.status_code == 200 and r.json() == {"token_required": False}
+    assert "set-cookie" not in r.headers
 
 
 # -- cross-site requests -------------------------------------------------------------

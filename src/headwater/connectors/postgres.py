@@ -1,5 +1,7 @@
 """PostgreSQL: a source that streams a table or query as Arrow, and a sink.
 
+(Connections and errors: ``postgres_conn``; reading sessions: ``postgres_session``.)
+
 Install with ``pip install 'headwater[postgres]'`` (the ADBC driver and psycopg).
 
 Source, ``sources/orders.toml``::
@@ -77,37 +79,37 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
-import itertools
-import re
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from headwater.config import resolve_env
 from headwater.connectors.base import (
-    SinkConfig,
     SinkConnector,
     SinkInput,
     SinkResult,
     SourceConfig,
     SourceConnector,
 )
+from headwater.connectors.postgres_conn import (
+    DIALECT,
+    NAME_LIMIT,
+    PgTarget,
+    PostgresSinkConfig,
+    PostgresSourceConfig,
+    parse_dsn,
+    pg_error,
+    pg_target,
+    sqlstate_of,
+)
+from headwater.connectors.postgres_session import PgSession, open_session
 from headwater.connectors.sql_common import (
     REDACTED,
-    ConnectionKeys,
-    SinkKeys,
-    SourceKeys,
     StreamGuard,
     base_select,
     check_no_null_partitions,
-    check_table_name,
     check_unique_key,
-    first_line,
     ident,
-    is_transient_message,
     redact,
     since_text,
     split_table,
@@ -118,543 +120,9 @@ from headwater.errors import ConnectorError, HeadwaterError
 if TYPE_CHECKING:
     import pyarrow as pa
 
-from pydantic import field_validator
+__all__ = ["PostgresSink", "PostgresSinkConfig", "PostgresSource", "PostgresSourceConfig",
+           "parse_dsn"]
 
-DIALECT = "postgres"
-_NAME_LIMIT = 63  # NAMEDATALEN - 1
-_PARAM = "\x00"  # marks a bound parameter in our SQL; Postgres text cannot hold NUL
-
-
-# -- config ------------------------------------------------------------------------
-
-
-class PostgresConnectionKeys(ConnectionKeys):
-    driver: Literal["auto", "adbc", "psycopg"] = "auto"
-    application_name: str | None = None
-
-
-class PostgresSourceConfig(SourceConfig, PostgresConnectionKeys, SourceKeys):
-    type: Literal["postgres"] = "postgres"
-
-    @field_validator("table")
-    @classmethod
-    def _table_name(cls, v: str | None) -> str | None:
-        return check_table_name(v, DIALECT)
-
-
-class PostgresSinkConfig(SinkConfig, PostgresConnectionKeys, SinkKeys):
-    type: Literal["postgres"] = "postgres"
-
-    @field_validator("table")
-    @classmethod
-    def _table_name(cls, v: str) -> str:
-        check_table_name(v, DIALECT)
-        return v
-
-
-# -- connection parameters ------------------------------------------------------------
-
-
-@dataclass
-class PgTarget:
-    conninfo: str  # libpq key=value string, secrets resolved: never show it
-    where: str  # host:port/database, safe to show
-    secrets: list[str]
-
-
-_KV = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']*)")
-
-
-def parse_dsn(dsn: str) -> dict[str, str]:
-    """libpq keywords from a ``postgresql://`` URI or a ``key=value`` string.
-
-    ``${VAR}`` references are left in place (resolved later, part by part, so a
-    password holding ``@`` or ``/`` needs no escaping).
-    """
-    from urllib.parse import parse_qsl, unquote
-
-    dsn = dsn.strip()
-    out: dict[str, str] = {}
-    m = re.match(r"^postgres(?:ql)?://", dsn)
-    if m is None:
-        pos = 0
-        while pos < len(dsn):
-            kv = _KV.match(dsn, pos)
-            if kv is None:
-                raise ValueError("expected key=value pairs or a postgresql:// URI")
-            value = kv.group(2)
-            if value.startswith("'"):
-                value = re.sub(r"\\(.)", r"\1", value[1:-1])
-            out[kv.group(1)] = value
-            pos = kv.end()
-            while pos < len(dsn) and dsn[pos].isspace():
-                pos += 1
-        return out
-    rest = dsn[m.end() :]
-    rest, _, query = rest.partition("?")
-    netloc, _, path = rest.partition("/")
-    if "@" in netloc:
-        userinfo, _, netloc = netloc.rpartition("@")
-        user, sep, password = userinfo.partition(":")
-        if user:
-            out["user"] = unquote(user)
-        if sep:
-            out["password"] = unquote(password)
-    hosts, ports = [], []
-    for hp in netloc.split(",") if netloc else []:
-        if hp.startswith("["):
-            host, _, port = hp[1:].partition("]")
-            port = port.lstrip(":")
-        else:
-            host, _, port = hp.partition(":")
-        hosts.append(unquote(host))
-        ports.append(port)
-    if any(hosts):
-        out["host"] = ",".join(hosts)
-    if any(ports):
-        out["port"] = ",".join(ports)
-    if path:
-        out["dbname"] = unquote(path)
-    for k, v in parse_qsl(query, keep_blank_values=True):
-        out[k] = v
-    return out
-
-
-def _conninfo(params: dict[str, str]) -> str:
-    def q(v: str) -> str:
-        return "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-    return " ".join(f"{k}={q(v)}" for k, v in params.items())
-
-
-def pg_target(cfg: PostgresConnectionKeys, what: str, path: Path, name: str) -> PgTarget:
-    dsn = cfg.dsn or ""
-    whole = re.fullmatch(r"\s*\$\{[A-Za-z_][A-Za-z0-9_]*\}\s*", dsn) is not None
-    if whole:  # the whole dsn comes from the environment
-        dsn = resolve_env(dsn, path=path, key="dsn")
-    try:
-        params = parse_dsn(dsn) if dsn else {}
-    except ValueError as exc:
-        raise ConnectorError(
-            f"{what}: cannot read the dsn: {exc}",
-            path=path,
-            hint='write dsn = "postgresql://user:${PGPASSWORD}@host:5432/database"',
-        ) from None
-    # passwords in the dsn are secrets even when written literally
-    literal_secrets = [params.get("password"), cfg.password]
-    if not whole:
-        params = {k: resolve_env(v, path=path, key=f"dsn ({k})") for k, v in params.items()}
-    for key, field in (("host", cfg.host), ("user", cfg.user), ("password", cfg.password),
-                       ("dbname", cfg.database)):
-        if field is not None:
-            params[key] = resolve_env(field, path=path, key=key if key != "dbname" else "database")
-    if cfg.port is not None:
-        params["port"] = str(cfg.port)
-    params.setdefault("connect_timeout", str(cfg.connect_timeout))
-    params.setdefault("application_name", (cfg.application_name or f"headwater:{name}")[:63])
-    host = params.get("host", "").split(",")[0] or "localhost"
-    port = params.get("port", "").split(",")[0] or "5432"
-    db = params.get("dbname") or params.get("user") or "postgres"
-    secrets = [s for s in (params.get("password"), *literal_secrets) if s]
-    where = redact(f"{host}:{port}/{db}", secrets)
-    return PgTarget(_conninfo(params), where, secrets)
-
-
-# -- errors -------------------------------------------------------------------------
-
-_TRANSIENT_STATES = {"40001", "40P01", "57P01", "57P02", "57P03", "53300", "53400", "55P03",
-                     "57014"}
-_TRANSIENT_TEXT = (
-    "connection refused", "server closed the connection", "could not connect",
-    "connection reset", "terminating connection", "timeout expired", "timed out",
-    "no connection to the server", "could not receive data", "could not send data",
-    "broken pipe", "the database system is starting up", "the database system is shutting down",
-    "the database system is in recovery mode", "ssl syscall error", "eof detected",
-    "pqgetcopydata", "consuming input failed", "connection is closed", "connection is lost",
-    "could not translate host name", "failed to connect", "connection to server",
-    "bad connection", "too many clients", "lost synchronization",
-)
-_PERMANENT_TEXT = (
-    "password authentication failed", "does not exist", "permission denied",
-    "no pg_hba.conf entry", "authentication failed", "syntax error", "invalid input",
-    "no password supplied", "role ", "certificate",
-)
-
-
-def sqlstate_of(exc: BaseException) -> str | None:
-    state = getattr(exc, "sqlstate", None)
-    if isinstance(state, str) and len(state) == 5:
-        return state
-    diag = getattr(exc, "diag", None)
-    state = getattr(diag, "sqlstate", None)
-    if isinstance(state, str) and len(state) == 5:
-        return state
-    m = re.search(r"SQLSTATE: ([0-9A-Z]{5})", str(exc))
-    return m.group(1) if m else None
-
-
-def pg_is_transient(exc: BaseException) -> bool:
-    state = sqlstate_of(exc)
-    if state is not None:
-        return state.startswith("08") or state in _TRANSIENT_STATES
-    return is_transient_message(str(exc), _TRANSIENT_TEXT, _PERMANENT_TEXT)
-
-
-def pg_error(
-    exc: BaseException, *, what: str, action: str, target: PgTarget, path: Path
-) -> ConnectorError:
-    if isinstance(exc, ConnectorError):
-        return exc
-    transient = pg_is_transient(exc)
-    msg = redact(first_line(exc), target.secrets)
-    msg = re.sub(r"^(IO|INTERNAL|INVALID_ARGUMENT|UNKNOWN|NOT_FOUND): ", "", msg)
-    msg = re.sub(r"^\[libpq\] ", "", msg)
-    hint = None
-    low = msg.lower()
-    if "connection refused" in low or "could not translate host" in low:
-        hint = "is the server running and reachable there? check host and port"
-    elif "password authentication failed" in low or "no password supplied" in low:
-        hint = "check the user and the password (set it as ${VAR} in the environment)"
-    elif "does not exist" in low and ("database" in low or "role" in low):
-        hint = "check the database and user names"
-    elif "does not exist" in low:
-        hint = "check the table/column names (they are case-sensitive, as in the catalog)"
-    return ConnectorError(
-        f"{what}: {action} postgres at {target.where} failed: {msg}"
-        + (" (transient, may pass on a retry)" if transient else ""),
-        transient=transient,
-        path=path,
-        hint=hint,
-    )
-
-
-# -- driver sessions --------------------------------------------------------------------
-
-
-@dataclass
-class PgColumn:
-    name: str
-    typname: str
-    precision: int | None = None
-    scale: int | None = None
-
-
-def numeric_type(precision: int | None, scale: int | None) -> pa.DataType:
-    import pyarrow as pa
-
-    if precision is not None and 0 < precision <= 38:
-        return pa.decimal128(precision, scale or 0)
-    return pa.float64()
-
-
-def _typmod_numeric(typmod: int) -> tuple[int | None, int | None]:
-    if typmod < 4:
-        return None, None
-    return ((typmod - 4) >> 16) & 0xFFFF, (typmod - 4) & 0xFFFF
-
-
-class PgSession:
-    """One connection in a transaction; SQL uses ``_PARAM`` for bound parameters."""
-
-    driver: str
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
-
-    def columns(self, select_sql: str) -> list[PgColumn]:
-        raise NotImplementedError
-
-    def stream(self, sql: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch],
-                                        Callable[[pa.RecordBatch], pa.RecordBatch] | None]:
-        raise NotImplementedError
-
-    def ingest(self, schema: str, table: str, reader: pa.RecordBatchReader) -> None:
-        raise NotImplementedError
-
-    def commit(self) -> None:
-        raise NotImplementedError
-
-    def rollback(self) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-
-class AdbcSession(PgSession):
-    driver = "adbc"
-
-    def __init__(self, conninfo: str) -> None:
-        import adbc_driver_postgresql.dbapi as adbc
-
-        self.con = adbc.connect(conninfo)
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        parts = sql.split(_PARAM)
-        text = parts[0] + "".join(f"${i}{p}" for i, p in enumerate(parts[1:], 1))
-        cur = self.con.cursor()
-        try:
-            cur.execute(text, parameters=tuple(params) if params else None)
-            return list(cur.fetchall()) if cur.description else []
-        finally:
-            cur.close()
-
-    def columns(self, select_sql: str) -> list[PgColumn]:
-        cur = self.con.cursor()
-        try:
-            schema = cur.adbc_execute_schema(select_sql)
-        finally:
-            cur.close()
-        out = []
-        for f in schema:
-            meta = f.metadata or {}
-            typname = meta.get(b"POSTGRESQL:type", b"").decode()
-            typmod = int(meta.get(b"POSTGRESQL:typmod", b"-1") or -1)
-            p, s = _typmod_numeric(typmod) if typname == "numeric" else (None, None)
-            out.append(PgColumn(f.name, typname, p, s))
-        return out
-
-    def stream(self, sql: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch],
-                                        Callable[[pa.RecordBatch], pa.RecordBatch] | None]:
-        import pyarrow as pa
-
-        cur = self.con.cursor()
-        cur.execute(sql)
-        reader = cur.fetch_record_batch()
-        fields, casts = [], {}
-        for i, f in enumerate(reader.schema):
-            t = f.type
-            if isinstance(t, pa.BaseExtensionType) and t.extension_name == "arrow.opaque":
-                if getattr(t, "type_name", "") == "numeric":
-                    typmod = int((f.metadata or {}).get(b"POSTGRESQL:typmod", b"-1") or -1)
-                    target = numeric_type(*_typmod_numeric(typmod))
-                else:
-                    target = t.storage_type
-                casts[i] = target
-                fields.append(pa.field(f.name, target))
-            else:
-                fields.append(f)
-        schema = pa.schema(fields)
-
-        def convert(batch: pa.RecordBatch) -> pa.RecordBatch:
-            cols = list(batch.columns)
-            for i, target in casts.items():
-                storage = cols[i].storage
-                cols[i] = storage if storage.type == target else _cast(storage, target,
-                                                                        schema.field(i).name)
-            return pa.RecordBatch.from_arrays(cols, schema=schema)
-
-        def batches() -> Iterator[pa.RecordBatch]:
-            try:
-                yield from reader
-            finally:
-                cur.close()
-
-        return schema, batches(), convert if casts else None
-
-    def ingest(self, schema: str, table: str, reader: pa.RecordBatchReader) -> None:
-        cur = self.con.cursor()
-        try:
-            cur.adbc_ingest(table, reader, mode="append", db_schema_name=schema)
-        finally:
-            cur.close()
-
-    def commit(self) -> None:
-        self.con.commit()
-
-    def rollback(self) -> None:
-        self.con.rollback()
-
-    def close(self) -> None:
-        self.con.close()
-
-
-def _cast(arr: pa.Array, target: pa.DataType, column: str) -> pa.Array:
-    import pyarrow as pa
-
-    try:
-        return arr.cast(target)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise ConnectorError(
-            f"column {column!r}: cannot convert its values to {target}: {exc}",
-            hint="cast the column in a query source (e.g. amount::float8 or ::text)",
-        ) from None
-
-
-# psycopg fallback: type names -> Arrow (text for everything else)
-def _arrow_for(col: PgColumn) -> pa.DataType:
-    import pyarrow as pa
-
-    simple = {
-        "bool": pa.bool_(), "int2": pa.int16(), "int4": pa.int32(), "int8": pa.int64(),
-        "oid": pa.int64(), "float4": pa.float32(), "float8": pa.float64(),
-        "date": pa.date32(), "timestamp": pa.timestamp("us"),
-        "timestamptz": pa.timestamp("us", "UTC"), "time": pa.time64("us"),
-        "bytea": pa.binary(),
-    }
-    if col.typname == "numeric":
-        return numeric_type(col.precision, col.scale)
-    return simple.get(col.typname, pa.string())
-
-
-class _CopyFile(io.RawIOBase):
-    """A read-only file over psycopg's COPY TO STDOUT chunks (for pyarrow.csv)."""
-
-    def __init__(self, chunks: Iterator[Any]) -> None:
-        self._chunks = chunks
-        self._buf = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        want = len(b)
-        parts, have = [self._buf], len(self._buf)
-        while have < want:
-            try:
-                chunk = bytes(next(self._chunks))
-            except StopIteration:
-                break
-            parts.append(chunk)
-            have += len(chunk)
-        data = b"".join(parts)
-        n = min(want, len(data))
-        b[:n] = data[:n]
-        self._buf = data[n:]
-        return n
-
-
-class PsycopgSession(PgSession):
-    driver = "psycopg"
-
-    def __init__(self, conninfo: str) -> None:
-        import psycopg
-
-        self.con = psycopg.connect(conninfo)
-
-    @staticmethod
-    def _sql(sql: str, params: Sequence[Any]) -> str:
-        return sql.replace("%", "%%").replace(_PARAM, "%s") if params else sql
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self.con.cursor() as cur:
-            cur.execute(self._sql(sql, params), list(params) if params else None)
-            return list(cur.fetchall()) if cur.description else []
-
-    def columns(self, select_sql: str) -> list[PgColumn]:
-        with self.con.cursor() as cur:
-            cur.execute(f"SELECT * FROM ({select_sql}) AS _hw_d LIMIT 0")
-            desc = list(cur.description or [])
-            oids = sorted({d.type_code for d in desc})
-            cur.execute("SELECT oid::int8, typname FROM pg_type WHERE oid = ANY(%s)", [oids])
-            names = {int(o): str(n) for o, n in cur.fetchall()}
-        return [PgColumn(d.name, names.get(d.type_code, "text"), d.precision, d.scale)
-                for d in desc]
-
-    def stream(self, sql: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch],
-                                        Callable[[pa.RecordBatch], pa.RecordBatch] | None]:
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
-
-        cols = self.columns(sql)
-        schema = pa.schema([pa.field(c.name, _arrow_for(c)) for c in cols])
-        positional = [f"c{i}" for i in range(len(cols))]
-        csv_types = {p: (pa.string() if f.type == pa.binary() else f.type)
-                     for p, f in zip(positional, schema, strict=True)}
-        binary_cols = [i for i, f in enumerate(schema) if f.type == pa.binary()]
-
-        def batches() -> Iterator[pa.RecordBatch]:
-            with self.con.cursor() as cur, cur.copy(
-                f"COPY ({sql}) TO STDOUT (FORMAT csv)"
-            ) as copy:
-                chunks: Iterator[Any] = iter(copy)
-                head = next(chunks, None)
-                if head is None:  # no rows: pyarrow.csv refuses an empty input
-                    return
-                reader = pacsv.open_csv(
-                    _CopyFile(itertools.chain([head], chunks)),
-                    read_options=pacsv.ReadOptions(column_names=positional,
-                                                   block_size=8 << 20),
-                    parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                    convert_options=pacsv.ConvertOptions(
-                        column_types=csv_types, null_values=[""], strings_can_be_null=True,
-                        quoted_strings_can_be_null=False, true_values=["t"],
-                        false_values=["f"],
-                    ),
-                )
-                for batch in reader:
-                    arrays = list(batch.columns)
-                    for i in binary_cols:
-                        arrays[i] = pa.array(
-                            [None if v is None else bytes.fromhex(v[2:])
-                             for v in arrays[i].to_pylist()], pa.binary())
-                    yield pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-        return schema, batches(), None
-
-    def ingest(self, schema: str, table: str, reader: pa.RecordBatchReader) -> None:
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
-
-        for f in reader.schema:
-            t = f.type
-            if pa.types.is_nested(t) or pa.types.is_interval(t) or pa.types.is_duration(t):
-                raise ConnectorError(
-                    f"column {f.name!r} ({t}) cannot be written without the ADBC driver",
-                    hint="pip install adbc-driver-postgresql, or cast the column to text",
-                )
-        cols = ", ".join(ident(f.name, DIALECT) for f in reader.schema)
-        target = f"{ident(schema, DIALECT)}.{ident(table, DIALECT)}"
-        binary = [i for i, f in enumerate(reader.schema) if pa.types.is_binary(f.type)]
-        with self.con.cursor() as cur, cur.copy(
-            f"COPY {target} ({cols}) FROM STDIN (FORMAT csv)"
-        ) as copy:
-            for batch in reader:
-                if binary:
-                    arrays = list(batch.columns)
-                    for i in binary:
-                        arrays[i] = pa.array(
-                            [None if v is None else "\\x" + v.hex()
-                             for v in arrays[i].to_pylist()], pa.string())
-                    batch = pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
-                buf = io.BytesIO()
-                pacsv.write_csv(batch, buf, pacsv.WriteOptions(include_header=False))
-                copy.write(buf.getvalue())
-
-    def commit(self) -> None:
-        self.con.commit()
-
-    def rollback(self) -> None:
-        self.con.rollback()
-
-    def close(self) -> None:
-        self.con.close()
-
-
-def open_session(driver: str, target: PgTarget) -> PgSession:
-    """Connect with ADBC when it is installed (or asked for), else psycopg."""
-    if driver in ("auto", "adbc"):
-        try:
-            import adbc_driver_postgresql.dbapi  # noqa: F401
-        except ImportError:
-            if driver == "adbc":
-                raise ConnectorError(
-                    "the ADBC Postgres driver is not installed",
-                    hint="pip install 'headwater[postgres]'",
-                ) from None
-        else:
-            return AdbcSession(target.conninfo)
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        raise ConnectorError(
-            "no Postgres driver is installed",
-            hint="pip install 'headwater[postgres]' (adbc-driver-postgresql and psycopg)",
-        ) from None
-    return PsycopgSession(target.conninfo)
-
-
-# cursor column types we know how to compare with a text value, and the cast to use
 _CURSOR_CASTS = {
     "int2": "bigint", "int4": "bigint", "int8": "bigint", "oid": "bigint",
     "numeric": "numeric", "float4": "double precision", "float8": "double precision",
@@ -963,7 +431,7 @@ class PostgresSink(_PgConnector, SinkConnector):
                         + ")")
         session.execute(f"CREATE TABLE {self._fq(schema, table)} ({', '.join(cols)})")
         if index:
-            name = staging_name(table, f"{index}_idx", _NAME_LIMIT)
+            name = staging_name(table, f"{index}_idx", NAME_LIMIT)
             session.execute(f"CREATE INDEX {ident(name, DIALECT)} ON "
                             f"{self._fq(schema, table)} ({ident(index, DIALECT)})")
 
@@ -971,7 +439,7 @@ class PostgresSink(_PgConnector, SinkConnector):
                table: str) -> tuple[str, int, list[str]]:
         """Load ``reader`` into a new staging table in ``schema``: (name, rows, columns)."""
         counted = _Counted(reader)
-        stage = staging_name(table, "stage_" + uuid.uuid4().hex[:8], _NAME_LIMIT)
+        stage = staging_name(table, "stage_" + uuid.uuid4().hex[:8], NAME_LIMIT)
         self._create(session, schema, stage, counted.schema)
         session.ingest(schema, stage, counted.reader)
         return stage, counted.rows, counted.schema.names

@@ -71,7 +71,7 @@ def create_app(
 ) -> FastAPI:
     """The web UI and JSON API for ``project``.
 
-    ``token``: required by state-changing requests when set. ``trusted_hosts``:
+    ``token``: when set, every API request needs it (or the session cookie). ``trusted_hosts``:
     the Host names accepted (None accepts any; :func:`headwater.web.serve` passes
     the loopback names when it listens on the loopback).
     """
@@ -102,6 +102,7 @@ def create_app(
     )
     app.state.web = web
     app.include_router(api.router)
+    app.include_router(api.session_router)
     app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _error_handlers(app)

@@ -66,7 +66,7 @@ class Info(BaseModel):
     name: str
     env: str
     version: str
-    token_required: bool = Field(description="POST requests need the server's token.")
+    token_required: bool = Field(description="API requests need the server's token.")
     run: LiveRun | None
 
 
@@ -213,6 +213,18 @@ class PlanNode(BaseModel):
 class PlanBody(BaseModel):
     env: str
     nodes: list[PlanNode]
+
+
+class SessionRequest(BaseModel):
+    """The server's token, traded for a session cookie (the browser UI's way in)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=500, description="The server's token.")
+
+
+class Session(BaseModel):
+    token_required: bool = Field(description="Whether this server has a token at all.")
 
 
 class RunRequest(BaseModel):

@@ -2,8 +2,11 @@
 
 * Loopback only by default. Listening on any other address needs a token
   (``--token`` or ``HEADWATER_TOKEN``); :func:`check_bind` refuses otherwise.
-* State-changing requests (POST) need the token when one is set, as
-  ``Authorization: Bearer <token>`` or ``X-Headwater-Token: <token>``.
+* When the server has a token, every API request needs it — reads too: node
+  pages show data — as ``Authorization: Bearer <token>``, ``X-Headwater-Token:
+  <token>`` or the session cookie the UI gets from ``POST /api/session`` (an
+  HMAC of the token, HttpOnly, SameSite=Strict; never the token itself). The
+  HTML pages are shells without data and load without it.
 * Every POST, token or not, must come from the UI's own origin: a browser's
   ``Origin`` must match the ``Host`` it talks to, ``Sec-Fetch-Site`` must not
   say cross-site, and the body must be JSON, which a cross-site form cannot
@@ -15,6 +18,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 from collections.abc import Iterable
@@ -24,6 +28,7 @@ from headwater.errors import HeadwaterError
 
 TOKEN_ENV = "HEADWATER_TOKEN"
 TOKEN_HEADER = "x-headwater-token"
+SESSION_COOKIE = "hw_session"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -85,6 +90,49 @@ def host_allowed(host_header: str | None, trusted: Iterable[str] | None) -> bool
         is_loopback(name) and any(is_loopback(t) for t in trusted))
 
 
+def session_value(token: str) -> str:
+    """The session cookie's value: proves the token was given, cannot be turned back into it."""
+    return hmac.new(token.encode(), b"headwater-session", hashlib.sha256).hexdigest()
+
+
+def _given(headers: dict[str, str]) -> str | None:
+    given = headers.get(TOKEN_HEADER)
+    auth = headers.get("authorization", "")
+    if given is None and auth[:7].lower() == "bearer ":
+        given = auth[7:].strip()
+    return given
+
+
+def _cookie(headers: dict[str, str]) -> str | None:
+    from http.cookies import CookieError, SimpleCookie
+
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(headers.get("cookie", ""))
+    except CookieError:
+        return None
+    morsel = jar.get(SESSION_COOKIE)
+    return morsel.value if morsel is not None else None
+
+
+def check_token(headers: dict[str, str], token: str | None) -> None:
+    """Raise :class:`AccessDenied` unless the request proves it knows ``token`` (when set)."""
+    if token is None:
+        return
+    given = _given(headers)
+    if given is not None:
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise AccessDenied("wrong token", status=401)
+        return
+    cookie = _cookie(headers)
+    if cookie is not None and hmac.compare_digest(cookie.encode(),
+                                                  session_value(token).encode()):
+        return
+    raise AccessDenied("this server needs its token", status=401,
+                       hint=f"send it as the {TOKEN_HEADER} header or as Authorization: "
+                       "Bearer TOKEN; in a browser, enter it when the page asks")
+
+
 def check_write(
     headers: dict[str, str], *, scheme: str, token: str | None
 ) -> None:
@@ -92,6 +140,12 @@ def check_write(
 
     ``headers`` maps lower-case header names to values.
     """
+    check_same_origin(headers, scheme=scheme)
+    check_token(headers, token)
+
+
+def check_same_origin(headers: dict[str, str], *, scheme: str) -> None:
+    """A JSON request from this server's own pages (or from no browser at all)."""
     site = headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):
         raise AccessDenied(f"cross-site request refused (Sec-Fetch-Site: {site})", status=403)
@@ -107,15 +161,3 @@ def check_write(
             "state-changing requests must send a JSON body (Content-Type: application/json)",
             status=415,
         )
-    if token is None:
-        return
-    given = headers.get(TOKEN_HEADER)
-    auth = headers.get("authorization", "")
-    if given is None and auth[:7].lower() == "bearer ":
-        given = auth[7:].strip()
-    if given is None:
-        raise AccessDenied("this server needs a token for that",
-                           status=401, hint=f"send it as the {TOKEN_HEADER} header or as "
-                           "Authorization: Bearer TOKEN")
-    if not hmac.compare_digest(given.encode(), token.encode()):
-        raise AccessDenied("wrong token", status=401)

@@ -8,9 +8,26 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from headwater.web import models
-from headwater.web.security import check_write
+from headwater.web.security import (
+    SESSION_COOKIE,
+    check_same_origin,
+    check_token,
+    check_write,
+    session_value,
+)
 
-router = APIRouter(prefix="/api")
+
+def readable(request: Request) -> None:
+    """With a token, every API request must carry it (or the session cookie)."""
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    check_token(headers, request.app.state.web.token)
+
+
+router = APIRouter(prefix="/api", dependencies=[Depends(readable)],
+                   responses={401: {"model": models.ErrorBody,
+                                    "description": "The token is missing or wrong"}})
+# the one way in without the token: trading it for the session cookie
+session_router = APIRouter(prefix="/api")
 
 NAME = Path(description="A node's name.", min_length=1, max_length=500)
 RUN_ID = Path(description="A run's id.", min_length=1, max_length=100)
@@ -33,6 +50,24 @@ def writable(request: Request) -> None:
     web = _app(request)
     headers = {k.lower(): v for k, v in request.headers.items()}
     check_write(headers, scheme=request.url.scheme, token=web.token)
+
+
+@session_router.post(
+    "/session", response_model=models.Session, summary="Trade the token for a session cookie",
+    description="The browser UI sends the token once and gets an HttpOnly, SameSite=Strict "
+    "cookie (an HMAC of the token, never the token) that later requests carry. Needs a JSON "
+    "body from the UI's own origin (or no browser).",
+    responses=_errors(400, 401, 403, 415, 422))
+def start_session(request: Request, body: models.SessionRequest) -> JSONResponse:
+    web = _app(request)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    check_same_origin(headers, scheme=request.url.scheme)
+    response = JSONResponse({"token_required": web.token is not None})
+    if web.token is not None:
+        check_token({"x-headwater-token": body.token}, web.token)
+        response.set_cookie(SESSION_COOKIE, session_value(web.token), httponly=True,
+                            samesite="strict", secure=request.url.scheme == "https", path="/")
+    return response
 
 
 @router.get("/info", response_model=models.Info, summary="The project and this server",

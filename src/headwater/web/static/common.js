@@ -60,8 +60,28 @@
       throw err;
     });
   }
-  HW.api = function (path) {
+  /* With a token, the server wants it on every API request: the page asks for it once,
+     trades it for a session cookie (POST /api/session) and tries again. */
+  var asking = null;
+  function login() {
+    if (!asking) {
+      asking = new Promise(function (resolve) {
+        var given = window.prompt("This server needs its token:");
+        if (!given) { resolve(false); return; }
+        sessionStorage.setItem(TOKEN_KEY, given.trim());
+        fetch("/api/session", {
+          method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
+          body: JSON.stringify({ token: given.trim() })
+        }).then(function (resp) { resolve(resp.ok); }, function () { resolve(false); });
+      }).then(function (ok) { asking = null; return ok; });
+    }
+    return asking;
+  }
+  HW.api = function (path, retried) {
     return fetch(path, { headers: { Accept: "application/json" } }).then(function (resp) {
+      if (resp.status === 401 && !retried) {
+        return login().then(function (ok) { return ok ? HW.api(path, true) : failure(resp); });
+      }
       return resp.ok ? resp.json() : failure(resp);
     });
   };
@@ -72,11 +92,10 @@
     return fetch(path, { method: "POST", headers: headers, body: JSON.stringify(body || {}) })
       .then(function (resp) {
         if (resp.status === 401 && !retried) {
-          var given = window.prompt("This server needs its token to start runs:");
-          if (given) {
-            sessionStorage.setItem(TOKEN_KEY, given.trim());
-            return HW.post(path, body, true);
-          }
+          sessionStorage.removeItem(TOKEN_KEY);
+          return login().then(function (ok) {
+            return ok ? HW.post(path, body, true) : failure(resp);
+          });
         }
         return resp.ok ? resp.json() : failure(resp);
       });
@@ -151,6 +170,10 @@
   };
   HW.connect = function () {
     if (!window.EventSource) return;
+    // an event stream refused (401) is never retried by the browser: log in first
+    HW.api("/api/info").then(openEvents, openEvents);
+  };
+  function openEvents() {
     var source = new EventSource("/api/events");
     Object.keys(handlers).forEach(function (type) {
       source.addEventListener(type, function (ev) {
@@ -161,7 +184,7 @@
       });
     });
     HW.source = source;
-  };
+  }
 
   var page = document.body.getAttribute("data-page");
   var current = document.querySelector('header nav a[data-nav="' + (page === "node" ? "graph" : page) + '"]');
