@@ -55,6 +55,7 @@ def build_node(
     previous_columns: list[tuple[str, str]] | None = None,
     previous_partitions: dict[str, str] | None = None,
     rebuild: bool = False,
+    may_exist: bool = True,
     upstream_identity: Mapping[str, str] | None = None,
     resolve: Callable[[str], str] | None = None,
     backfill: tuple[str, str] | None = None,
@@ -107,7 +108,8 @@ def build_node(
                             detail=inc.summary, checks=results)
     # A forced rebuild of a table that may be published builds beside it and swaps
     # only after its checks passed: readers never see an unchecked or missing table.
-    replacing = engine.exists(physical)
+    # (``may_exist`` False: the caller knows no published table has this name.)
+    replacing = may_exist and engine.exists(physical)
     target = f"{physical}__rebuild" if replacing else physical
     if isinstance(node, SqlNode):
         _build_sql(node, engine, target, upstream_physical, dialect)

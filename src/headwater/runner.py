@@ -349,6 +349,9 @@ class Runner:
                 self.state.sink_partitions(self.env, np.name) if node.kind == "sink" else None
             ),
             rebuild=np.rebuild,
+            # only a recorded table can be published (by any environment): one that is not
+            # is at most a leftover of a killed run and may be replaced in place
+            may_exist=np.physical is not None and np.physical in self.physical_info,
             upstream_identity={u: self.identities.get(u, "") for u in ups},
             resolve=self._resolve,
             backfill=np.backfill,

@@ -271,6 +271,8 @@ class DuckDBEngine(Engine):
         cols = self.con.execute(f"DESCRIBE {fq}").fetchall()
         columns = [(str(c[0]), str(c[1])) for c in cols
                    if not str(c[0]).startswith(HIDDEN_PREFIX)]
+        # publishing right after needs them: no second DESCRIBE
+        self._hidden[physical] = [str(c[0]) for c in cols if str(c[0]).startswith(HIDDEN_PREFIX)]
         # fetchall, not fetchone: DuckDB refuses new work on a cursor with an undrained result
         rows, total = self.con.execute(
             f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM {fq} AS t"
