@@ -135,13 +135,13 @@ def decide_windows(
     meta = f"{_q(META_SCHEMA)}.windows"
     stored = {} if fresh else dict(
         engine.fetch(f"SELECT label, fp FROM {meta} WHERE physical = ?", [physical]))
-    vanished: set[str] = set()
+    # windows built before whose input is gone: their rows go (whatever else changed)
+    vanished = set() if fresh else {w for w in stored if w not in current and w != DIMENSIONS}
     if fresh or stored.get(DIMENSIONS) != dim_fp:
         todo = set(current)
         reason = "full build" if fresh else "a dimension upstream changed: all windows"
     else:
         todo = {w for w, fp in current.items() if stored.get(w) != fp}
-        vanished = {w for w in stored if w not in current and w != DIMENSIONS}
         reason = ""
     labels = sorted(w for w in current if w != NULL_LABEL)
     if not fresh and node.lookback:

@@ -167,6 +167,39 @@ def test_deleted_files_can_be_kept(tmp_path: Path) -> None:
     assert checksums(project) == full_rebuild(project, tmp_path)
 
 
+def test_a_dimension_change_and_a_deleted_day_in_one_run(tmp_path: Path) -> None:
+    """Every window is redone when a dimension changes; a window whose input vanished in
+    the same run must still lose its rows (as a full rebuild would)."""
+    files = {k: v for k, v in FILES.items() if v and k != "transforms/overall.sql"}
+    files["sources/names.toml"] = 'type = "files"\npath = "data/names.csv"\n'
+    files["transforms/daily.sql"] = """
+        -- @incremental: by day day from ts
+        SELECT s.device_id, n.label, CAST(s.ts AS DATE) AS day, count(*) AS n
+        FROM stg AS s LEFT JOIN names AS n ON n.device_id = s.device_id GROUP BY ALL
+    """
+    root = write_project(tmp_path / "p", files)
+    (root / "data").mkdir(exist_ok=True)
+    (root / "data/names.csv").write_text("device_id,label\nd0,zero\nd1,one\n")
+    project = Project(root)
+    for d in (1, 2, 3):
+        day_file(root, d)
+    assert project.run().ok
+    (root / "data/names.csv").write_text("device_id,label\nd0,ZERO\nd1,one\n")
+    (root / "data/t/2026-11-01.csv").unlink()
+    result = project.run()
+    assert result.ok, [n.error for n in result.nodes if n.error]
+    assert "a dimension upstream changed" in reasons(result)["daily"]
+    days = project.query("SELECT DISTINCT day::VARCHAR AS d FROM daily ORDER BY 1").to_pylist()
+    assert [r["d"] for r in days] == ["2026-11-02", "2026-11-03"]
+    ref = tmp_path / "reference"
+    shutil.copytree(root, ref, ignore=shutil.ignore_patterns(".headwater"))
+    other = Project(ref)
+    assert other.run().ok
+    for t in ("stg", "daily"):
+        assert project.query(CHECKSUM.format(t)).to_pylist() == other.query(
+            CHECKSUM.format(t)).to_pylist(), t
+
+
 def test_code_change_rebuilds_from_scratch_and_lookback(tmp_path: Path) -> None:
     project = make(tmp_path)
     for d in (1, 2, 3):

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from headwater import Project
 from headwater.testing import write_project
 
-TABLES = ("stg", "daily", "per_device", "overall")
+TABLES = ("stg", "daily", "per_device", "labelled", "overall")
 CHECKSUM = "SELECT count(*) AS n, coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR AS h FROM {} AS t"
 
 FILES = {
@@ -29,6 +29,11 @@ FILES = {
                             " count(*) AS n FROM stg GROUP BY ALL\n",
     "transforms/per_device.sql": "-- @incremental: by day day\n"
                                  "SELECT day, device_id, total * 2 AS doubled FROM daily\n",
+    # a dimension (read whole): when it changes every window of `labelled` is redone
+    "sources/labels.toml": 'type = "files"\npath = "dims/labels.csv"\n',
+    "transforms/labelled.sql": "-- @incremental: by day day\n"
+                               "SELECT d.day, d.device_id, l.label, d.total FROM daily AS d"
+                               " LEFT JOIN labels AS l ON l.device_id = d.device_id\n",
     "transforms/overall.sql": "SELECT device_id, sum(n) AS n, sum(total) AS total"
                               " FROM daily GROUP BY ALL\n",
 }
@@ -40,6 +45,7 @@ ops = st.lists(
         st.tuples(st.just("delete"), st.integers(1, 9), st.just(0)),
         st.tuples(st.just("late"), st.integers(1, 9), st.integers(0, 50)),
         st.tuples(st.just("edit"), st.integers(0, 3), st.just(0)),
+        st.tuples(st.just("dim"), st.just(0), st.integers(0, 50)),
         st.tuples(st.just("run"), st.just(0), st.just(0)),
     ),
     min_size=1,
@@ -53,6 +59,12 @@ def write_day(root: Path, day: int, seed: int, name: str | None = None, rows: in
         lines.append(f"d{(i + seed) % 3},2026-11-{day:02d} {(i * 5 + seed) % 24:02d}:00:00,"
                      f"{(seed * 31 + i * 17) % 100}")
     (root / "data" / (name or f"day{day}.csv")).write_text("\n".join(lines) + "\n")
+
+
+def write_labels(root: Path, seed: int) -> None:
+    (root / "dims").mkdir(exist_ok=True)
+    rows = [f"d{i},label{(i + seed) % 4}" for i in range(3) if (i + seed) % 5 != 4]
+    (root / "dims/labels.csv").write_text("device_id,label\n" + "\n".join(rows) + "\n")
 
 
 def checksums(project: Project) -> dict[str, object]:
@@ -77,6 +89,7 @@ def test_incremental_equals_full_rebuild(sequence: list[tuple[str, int, int]]) -
     try:
         root = write_project(work / "p", FILES)
         (root / "data").mkdir(exist_ok=True)
+        write_labels(root, 0)
         write_day(root, 1, 0)
         project = Project(root)
         assert project.run().ok
@@ -93,6 +106,8 @@ def test_incremental_equals_full_rebuild(sequence: list[tuple[str, int, int]]) -
             elif op == "edit":
                 stg = root / "transforms/stg.sql"
                 stg.write_text(FILES["transforms/stg.sql"].replace("v % 7", f"v % {7 + day}"))
+            elif op == "dim":
+                write_labels(root, seed)
             elif op == "run":
                 result = project.run()
                 assert result.ok, [n.error for n in result.nodes if n.error]
