@@ -82,11 +82,11 @@ def build_node(
                             warnings=res.warnings, checks=res.checks, detail=res.describe())
     if isinstance(node, SqlNode) and node.incremental is not None:
         from headwater.incremental_build import build_incremental
-        from headwater.project.sql import render_for_engine
+        from headwater.project.sql import render_sql
 
-        def render(refs: Mapping[str, Any]) -> str:
+        def render(refs: Mapping[str, str]) -> str:
             # embedded in statements written in DuckDB's dialect (engine.execute)
-            return render_for_engine(node.sql, dialect, dict(refs), "duckdb")
+            return render_sql(node, dialect, dict(refs), "duckdb")
 
         results: list[Any] = []
 
@@ -170,10 +170,14 @@ def verify_checks(
 def _build_sql(
     node: SqlNode, engine: Engine, physical: str, up: Mapping[str, str], dialect: str
 ) -> None:
-    from headwater.project.sql import render_for_engine
+    from headwater.project.sql import render_for_engine, render_sql
 
-    tables = {name: engine.physical_ref(phys) for name, phys in up.items()}
-    sql = render_for_engine(node.sql, dialect, tables, engine.dialect)
+    texts = {name: engine.physical_ref_sql(phys) for name, phys in up.items()}
+    if all(t is not None for t in texts.values()):
+        sql = render_sql(node, dialect, texts, engine.dialect)  # type: ignore[arg-type]
+    else:
+        tables = {name: engine.physical_ref(phys) for name, phys in up.items()}
+        sql = render_for_engine(node.sql, dialect, tables, engine.dialect)
     try:
         engine.build_sql(physical, sql, view=node.materialized == "view")
     except Exception as exc:

@@ -48,7 +48,7 @@ def build_incremental(
     physical: str,
     upstream_physical: Mapping[str, str],
     upstream_identity: Mapping[str, str],
-    render: Callable[[Mapping[str, Any]], str],
+    render: Callable[[Mapping[str, str]], str],
     *,
     rebuild: bool,
     verify: Callable[[str | None], None] | None = None,
@@ -80,20 +80,18 @@ def build_incremental(
         "|".join(f"{u}={upstream_identity.get(u, '')}" for u in dims).encode()
     ).hexdigest()
 
-    def refs(condition: Callable[[str], str] | None) -> dict[str, Any]:
-        import sqlglot
-        from sqlglot import exp
-
-        out: dict[str, Any] = {}
+    def refs(condition: Callable[[str], str] | None) -> dict[str, str]:
+        """Each upstream as DuckDB SQL text: its table, or a query leaving out hidden
+        columns and (``condition``) keeping only the windows being processed."""
+        out: dict[str, str] = {}
         for u, phys in upstream_physical.items():
             hidden = [c for c in columns[u] if c.startswith(HIDDEN_PREFIX)]
             if u in windowed and condition is not None or hidden:
                 sel = "* EXCLUDE (" + ", ".join(_q(c) for c in hidden) + ")" if hidden else "*"
                 where = f" WHERE {condition(u)}" if u in windowed and condition else ""
-                sub = sqlglot.parse_one(f"SELECT {sel} FROM {_fq(phys)}{where}", dialect="duckdb")
-                out[u] = exp.Subquery(this=sub)
+                out[u] = f"(SELECT {sel} FROM {_fq(phys)}{where})"
             else:
-                out[u] = exp.table_(phys, db=INTERNAL_SCHEMA, quoted=True)
+                out[u] = _fq(phys)
         return out
 
     if preview:
@@ -117,7 +115,7 @@ def decide_windows(
     physical: str,
     windowed: Mapping[str, str],
     dim_fp: str,
-    refs: Callable[[Callable[[str], str] | None], dict[str, Any]],
+    refs: Callable[[Callable[[str], str] | None], dict[str, str]],
     fresh: bool,
     backfill: tuple[str, str] | None = None,
     *,
@@ -160,7 +158,7 @@ def _input_windows(
     physical: str,
     column: str,
     grain: str,
-    refs: Callable[[Callable[[str], str] | None], dict[str, Any]],
+    refs: Callable[[Callable[[str], str] | None], dict[str, str]],
     *,
     save: bool,
 ) -> dict[str, str]:
@@ -174,7 +172,7 @@ def _input_windows(
         sums = wstats.part_windows(engine, physical, column, grain, save=save)
     if sums is not None:
         return wstats.fingerprints(sums)
-    source = refs(None)[upstream].sql(dialect="duckdb")
+    source = refs(None)[upstream]
     rows = engine.fetch(
         f"SELECT {wstats.label_sql(column, grain)} AS w, count(*)::VARCHAR || ':' ||"
         f" coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM {source} AS t GROUP BY w"
@@ -190,8 +188,8 @@ def _windows(
     windowed: Mapping[str, str],
     in_types: Mapping[str, str],
     dim_fp: str,
-    refs: Callable[[Callable[[str], str] | None], dict[str, Any]],
-    render: Callable[[Mapping[str, Any]], str],
+    refs: Callable[[Callable[[str], str] | None], dict[str, str]],
+    render: Callable[[Mapping[str, str]], str],
     fresh: bool,
     verify: Callable[[str | None], None],
     backfill: tuple[str, str] | None = None,
@@ -265,8 +263,8 @@ def _cursor(
     engine: Engine,
     physical: str,
     spec: IncrementalSpec,
-    refs: Callable[[Callable[[str], str] | None], dict[str, Any]],
-    render: Callable[[Mapping[str, Any]], str],
+    refs: Callable[[Callable[[str], str] | None], dict[str, str]],
+    render: Callable[[Mapping[str, str]], str],
     fresh: bool,
     verify: Callable[[str | None], None],
 ) -> IncrementalOutcome:

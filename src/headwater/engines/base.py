@@ -59,6 +59,11 @@ class Engine(ABC):
     def physical_tables(self) -> set[str]:
         """Names of every physical table/view in the internal schema."""
 
+    def physical_ref_sql(self, physical: str) -> str | None:
+        """:meth:`physical_ref` as SQL text in the engine's dialect, for filling a
+        :class:`~headwater.project.sql.RenderTemplate`; None: render with sqlglot."""
+        return None
+
     @abstractmethod
     def physical_ref(self, physical: str) -> Any:
         """A sqlglot expression (table or subquery) reading a physical table as transforms

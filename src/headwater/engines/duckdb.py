@@ -152,6 +152,11 @@ class DuckDBEngine(Engine):
         return exp.Subquery(this=sqlglot.parse_one(self._select_visible(physical),
                                                    dialect="duckdb"))
 
+    def physical_ref_sql(self, physical: str) -> str:
+        if not self.hidden_columns(physical):
+            return self._fq(physical)
+        return f"({self._select_visible(physical)})"
+
     def hidden_columns(self, physical: str) -> list[str]:
         """Bookkeeping columns (``_hw_*``) of a physical table, e.g. the source file."""
         cached = self._hidden.get(physical)

@@ -39,7 +39,7 @@ from headwater.project.nodes import (
 )
 
 CONFIG_FILE = "headwater.toml"
-PARSE_VERSION = "5"  # bump when the cached analysis changes shape or meaning
+PARSE_VERSION = "6"  # bump when the cached analysis changes shape or meaning
 
 
 class ParseCache(Protocol):
@@ -309,7 +309,7 @@ def _load_transform(
             refs=tuple(refs),
             code_fp=analysis.code_fp,
             materialized=annotations.get("materialized", "table"),
-            meta={"annotations": annotations},
+            meta={"annotations": annotations, "template": analysis.template},
             sql=text,
             checks=checks,
             incremental=incremental,

@@ -34,6 +34,7 @@ class SqlAnalysis:
     annotations: dict[str, Any]
     refs: list[tuple[str, int | None, int | None]]
     code_fp: str
+    template: RenderTemplate | None = None  # the SELECT in DuckDB's dialect, refs as slots
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -41,16 +42,85 @@ class SqlAnalysis:
             "annotations": self.annotations,
             "refs": self.refs,
             "code_fp": self.code_fp,
+            "template": self.template.to_json() if self.template else None,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SqlAnalysis:
+        template = data.get("template")
         return cls(
             description=data["description"],
             annotations=data["annotations"],
             refs=[(r[0], r[1], r[2]) for r in data["refs"]],
             code_fp=data["code_fp"],
+            template=RenderTemplate.from_json(template) if template else None,
         )
+
+
+SLOT = "__hw_ref_{}__"
+
+
+@dataclass(frozen=True)
+class RenderTemplate:
+    """A transform's SELECT rendered once (at parse time, cached with the analysis) with
+    a slot where each node reference goes: a run fills the slots with physical table
+    SQL by plain text substitution, without parsing the SQL again (or importing sqlglot)."""
+
+    sql: str
+    names: tuple[str, ...]  # slot i holds the reference to names[i]
+    dialect: str  # of ``sql``
+
+    def to_json(self) -> list[Any]:
+        return [self.sql, list(self.names), self.dialect]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> RenderTemplate:
+        return cls(data[0], tuple(data[1]), data[2])
+
+    def fill(self, tables: dict[str, str]) -> str | None:
+        """The SQL with every slot replaced by ``tables[name]`` (SQL text); None when a
+        name has no table (then render with :func:`render_for_engine`)."""
+        if not set(self.names) <= set(tables):
+            return None
+        out = self.sql
+        for i, name in enumerate(self.names):
+            out = out.replace(SLOT.format(i), tables[name])
+        return out
+
+
+def make_template(tree: Any, text: str, engine_dialect: str = "duckdb") -> RenderTemplate | None:
+    """:class:`RenderTemplate` of a parsed SELECT, or None when it cannot be made safely."""
+    if "__hw_ref_" in text:
+        return None  # a slot could collide with the user's own text
+    from sqlglot import exp
+
+    tree = tree.copy()
+    targets = _ref_tables(tree)
+    names = sorted({t.name for t in targets})
+    for table in targets:
+        slot = exp.Table(this=exp.to_identifier(SLOT.format(names.index(table.name))))
+        alias = table.args.get("alias")
+        slot.set("alias", alias.copy() if alias else exp.TableAlias(
+            this=exp.to_identifier(table.name, quoted=table.this.quoted)))
+        table.replace(slot)
+    try:
+        sql = tree.sql(dialect=engine_dialect)
+    except Exception:  # noqa: BLE001 - not transpilable: the run path says why
+        return None
+    if any(sql.count(SLOT.format(i)) != sum(t.name == n for t in targets)
+           for i, n in enumerate(names)):
+        return None  # a slot was printed differently (quoted, renamed): do not guess
+    return RenderTemplate(sql, tuple(names), engine_dialect)
+
+
+def _ref_tables(tree: Any) -> list[Any]:
+    """The unqualified table references of a query (CTEs and table functions excluded)."""
+    from sqlglot import exp
+    from sqlglot.optimizer.scope import traverse_scope
+
+    return [source for scope in traverse_scope(tree) for source in scope.sources.values()
+            if isinstance(source, exp.Table) and isinstance(source.this, exp.Identifier)
+            and not source.args.get("db")]
 
 
 def parse_header(text: str, path: Path, comment: str = "--") -> Header:
@@ -188,7 +258,8 @@ def analyse_sql(text: str, path: Path, dialect: str) -> SqlAnalysis:
               f"|incremental={ann.get('incremental')}|lookback={ann.get('lookback')}"
               f"|checks={sorted(c['raw'] for c in ann.get('check', []))}")
     code_fp = hashlib.sha256(f"sql\0{normalised}\0{config}".encode()).hexdigest()
-    return SqlAnalysis(header.description, header.annotations, refs, code_fp)
+    return SqlAnalysis(header.description, header.annotations, refs, code_fp,
+                       make_template(tree, text))
 
 
 def find_refs(tree: Any, text: str | None = None) -> list[tuple[str, int | None, int | None]]:
@@ -390,6 +461,26 @@ def _strip_comments(text: str) -> str:
     return "\n".join(line.split("--", 1)[0] for line in text.splitlines())
 
 
+def render_sql(node: Any, dialect: str, tables: dict[str, str], engine_dialect: str) -> str:
+    """A SQL node's SELECT with its references replaced by ``tables`` (name -> SQL text in
+    ``engine_dialect``: a table or a parenthesised query). Fills the node's cached
+    :class:`RenderTemplate` when it has one for that dialect; else renders with sqlglot."""
+    template = node.meta.get("template")
+    if template is not None and template.dialect == engine_dialect:
+        filled: str | None = template.fill(tables)
+        if filled is not None:
+            return filled
+    return render_for_engine(node.sql, dialect, {n: table_expr(t, engine_dialect)
+                                                 for n, t in tables.items()}, engine_dialect)
+
+
+def table_expr(text: str, dialect: str) -> Any:
+    """The sqlglot expression of a table or parenthesised query written as SQL text."""
+    import sqlglot
+
+    return sqlglot.parse_one(f"SELECT * FROM {text}", dialect=dialect).args["from_"].this
+
+
 def render_for_engine(text: str, dialect: str, tables: dict[str, Any], engine_dialect: str) -> str:
     """The transform's SELECT with node references replaced by physical tables.
 
@@ -398,19 +489,9 @@ def render_for_engine(text: str, dialect: str, tables: dict[str, Any], engine_di
     """
     import sqlglot
     from sqlglot import exp
-    from sqlglot.optimizer.scope import traverse_scope
 
     tree = sqlglot.parse_one(text, dialect=dialect)
-    targets: list[exp.Table] = []
-    for scope in traverse_scope(tree):
-        for source in scope.sources.values():
-            if (
-                isinstance(source, exp.Table)
-                and isinstance(source.this, exp.Identifier)
-                and not source.args.get("db")
-                and source.name in tables
-            ):
-                targets.append(source)
+    targets = [t for t in _ref_tables(tree) if t.name in tables]
     for table in targets:
         replacement = tables[table.name].copy()
         alias = table.args.get("alias")
