@@ -56,6 +56,7 @@ def build_node(
     previous_partitions: dict[str, str] | None = None,
     rebuild: bool = False,
     may_exist: bool = True,
+    hash_cache: dict[str, tuple[int, int, str]] | None = None,
     upstream_identity: Mapping[str, str] | None = None,
     resolve: Callable[[str], str] | None = None,
     backfill: tuple[str, str] | None = None,
@@ -75,7 +76,7 @@ def build_node(
         res = ingest(node, engine, physical, root, previous_columns,
                      lambda f: with_retries(f, retries=node.config.retries,
                                             delay=node.config.retry_delay),
-                     fresh=rebuild)
+                     fresh=rebuild, hash_cache=hash_cache)
         # per-file sums when it keeps them (only new files are counted), else a scan
         src_stats = wstats.part_content(engine, physical) or engine.stats(physical)
         return BuildOutcome(src_stats.rows, src_stats, time.perf_counter() - t0,

@@ -257,9 +257,15 @@ def ingest(
     retry: Callable[[Callable[[], Any]], Any],
     *,
     fresh: bool = False,
+    hash_cache: dict[str, tuple[int, int, str]] | None = None,
 ) -> IngestResult:
-    """Read the source and write ``physical``; appends when the source has a cursor."""
+    """Read the source and write ``physical``; appends when the source has a cursor.
+
+    ``hash_cache``: file digests by path (size, mtime, digest), as planning left them, so
+    that only new or touched files are read to be hashed again.
+    """
     connector = node.meta["connector"](node.name, node.config, root, node.path)
+    connector.hash_cache = hash_cache
     cursor = connector.cursor_column
     result = IngestResult()
 

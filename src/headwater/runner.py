@@ -149,6 +149,9 @@ class Runner:
         self._fp_cache: dict[tuple[str, tuple[str, ...]], str | None] = {}
         self.physical_info = self.state.all_physical()
         self.physical_of = {n: p.physical for n, p in self.published.items() if p.physical}
+        # file digests as planning left them: a source's load hashes only new files
+        self._hashes = self.state.file_hashes() if any(
+            n.kind == "source" and n.action == "run" for n in plan.nodes) else {}
         self._records: list[dict[str, Any]] = []
         self.identities = dict(plan.identities)
         results: dict[str, NodeResult] = {}
@@ -330,6 +333,10 @@ class Runner:
         self._fp_cache[key] = f"{rows[0][0]}:{rows[0][1]}"
         return self._fp_cache[key]
 
+    def _file_hashes(self) -> dict[str, tuple[int, int, str]]:
+        """File digests planning recorded (read at the start of the run), a copy each."""
+        return dict(self._hashes)
+
     def _build(self, np: NodePlan) -> BuildOutcome:
         from headwater.build import build_node
 
@@ -352,6 +359,7 @@ class Runner:
             # only a recorded table can be published (by any environment): one that is not
             # is at most a leftover of a killed run and may be replaced in place
             may_exist=np.physical is not None and np.physical in self.physical_info,
+            hash_cache=self._file_hashes() if node.kind == "source" else None,
             upstream_identity={u: self.identities.get(u, "") for u in ups},
             resolve=self._resolve,
             backfill=np.backfill,

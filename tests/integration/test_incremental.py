@@ -106,9 +106,16 @@ def test_adding_a_day_reads_only_the_new_day(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(DuckDBEngine, "stats",
                         lambda self, physical: scans.append(physical) or original_stats(
                             self, physical))
+    import headwater.connectors.files as files_mod
+
+    hashed: list[str] = []
+    digest = files_mod._file_digest
+    monkeypatch.setattr(files_mod, "_file_digest",
+                        lambda path: hashed.append(path.name) or digest(path))
     day_file(project.root, 8)
     result = project.run()
     assert result.ok
+    assert hashed == ["2026-11-08.csv"]  # once, by planning; the load reuses it
     assert "1 window(s) changed: 2026-11-08" in reasons(result)["daily"]
     hashing = [q for q in seen if "hash(" in q]
     assert hashing, "the new rows are counted"
