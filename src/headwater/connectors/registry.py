@@ -8,7 +8,10 @@ A third-party package registers a connector class in its ``pyproject.toml``::
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Iterator, Mapping
 from importlib.metadata import entry_points
+from typing import Any
 
 from headwater.connectors.base import SinkConnector, SourceConnector
 from headwater.errors import HeadwaterError
@@ -29,23 +32,28 @@ def register(cls: type[SourceConnector] | type[SinkConnector]) -> None:
         raise TypeError(f"{cls!r} is not a connector")
 
 
-def _load_builtins_and_plugins() -> None:
+# built-ins are imported when a project uses them (a project of files never loads the
+# database connectors); a plugin cannot take a built-in's type name
+_BUILTIN_SOURCES = {
+    "files": ("headwater.connectors.files", "FilesSource"),
+    "http": ("headwater.connectors.http", "HttpSource"),
+    "postgres": ("headwater.connectors.postgres", "PostgresSource"),
+    "mysql": ("headwater.connectors.mysql", "MySQLSource"),
+}
+_BUILTIN_SINKS = {
+    "files": ("headwater.connectors.files", "FilesSink"),
+    "postgres": ("headwater.connectors.postgres", "PostgresSink"),
+    "mysql": ("headwater.connectors.mysql", "MySQLSink"),
+}
+
+
+def _load_plugins() -> None:
     global _loaded_entry_points
     if _loaded_entry_points:
         return
-    from headwater.connectors import files, http
-
-    register(files.FilesSource)
-    register(files.FilesSink)
-    # the database connectors import their drivers only when they connect
-    from headwater.connectors import mysql, postgres
-
-    register(postgres.PostgresSource)
-    register(postgres.PostgresSink)
-    register(mysql.MySQLSource)
-    register(mysql.MySQLSink)
-    register(http.HttpSource)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in _BUILTIN_SOURCES or ep.name in _BUILTIN_SINKS:
+            continue
         try:
             register(ep.load())
         except Exception as exc:  # a broken plugin must not break every project
@@ -56,11 +64,40 @@ def _load_builtins_and_plugins() -> None:
     _loaded_entry_points = True
 
 
-def source_types() -> dict[str, type[SourceConnector]]:
-    _load_builtins_and_plugins()
-    return dict(_SOURCES)
+class _Types(Mapping[str, Any]):
+    """Connector classes by type name, imported on first use."""
+
+    def __init__(self, builtins: dict[str, tuple[str, str]], registered: dict[str, Any]):
+        self._builtins = builtins
+        self._registered = registered
+
+    def __getitem__(self, kind: str) -> Any:
+        if kind in self._builtins:
+            module, name = self._builtins[kind]
+            if kind not in self._registered:
+                register(getattr(importlib.import_module(module), name))
+            return self._registered[kind]
+        if kind not in self._registered:
+            _load_plugins()
+        return self._registered[kind]
+
+    def __contains__(self, kind: object) -> bool:
+        if kind in self._builtins or kind in self._registered:
+            return True
+        _load_plugins()
+        return kind in self._registered
+
+    def __iter__(self) -> Iterator[str]:
+        _load_plugins()
+        return iter(sorted({*self._builtins, *self._registered}))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
-def sink_types() -> dict[str, type[SinkConnector]]:
-    _load_builtins_and_plugins()
-    return dict(_SINKS)
+def source_types() -> Mapping[str, type[SourceConnector]]:
+    return _Types(_BUILTIN_SOURCES, _SOURCES)
+
+
+def sink_types() -> Mapping[str, type[SinkConnector]]:
+    return _Types(_BUILTIN_SINKS, _SINKS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -246,7 +247,7 @@ def _load_sink(path: Path, root: Path) -> SinkNode:
 
 
 def _connector_class(
-    data: dict[str, Any], types: dict[str, Any], path: Path, text: str, what: str
+    data: dict[str, Any], types: Mapping[str, Any], path: Path, text: str, what: str
 ) -> Any:
     kind = data.get("type")
     if kind is None:
