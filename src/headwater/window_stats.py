@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -47,6 +48,7 @@ _LABEL_LEN = {"hour": 13, "day": 10, "month": 7}
 _LABEL_FMT = {"hour": "%Y-%m-%dT%H", "day": "%Y-%m-%d", "month": "%Y-%m"}
 
 Sums = dict[str, tuple[int, int]]  # label -> (rows, sum of row hashes)
+_COUNTING = threading.Lock()
 
 
 def supported(engine: Engine) -> bool:
@@ -249,6 +251,12 @@ def _per_part(engine: Engine, physical: str, key: str, select: str, *,
     another signature are dropped when new ones are saved. ``select`` gives ``part,
     label, rows, total`` for the rows of the files named by the placeholder ``{parts}``.
     """
+    with _COUNTING:  # two nodes reading one source in parallel count its new files once
+        return _per_part_locked(engine, physical, key, select, save=save)
+
+
+def _per_part_locked(engine: Engine, physical: str, key: str, select: str, *,
+                     save: bool) -> dict[str, Sums]:
     kept: dict[str, Sums] = {}
     marked: set[str] = set()
     for part, w, n, t in engine.fetch(
