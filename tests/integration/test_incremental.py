@@ -132,6 +132,29 @@ def test_adding_a_day_reads_only_the_new_day(tmp_path: Path, monkeypatch: pytest
     assert checksums(project) == full_rebuild(project, tmp_path)
 
 
+def test_two_nodes_reading_one_source_count_its_files_once(tmp_path: Path) -> None:
+    files = {k: v for k, v in FILES.items() if v}
+    files["transforms/stg2.sql"] = """
+        -- @incremental: by ts day
+        SELECT device_id, CAST(ts AS TIMESTAMP) AS ts, latency_ms * 2 AS double FROM telemetry
+    """
+    files["headwater.toml"] = 'name = "p"\nthreads = 4\n'
+    root = write_project(tmp_path / "p", files)
+    project = Project(root)
+    for d in (1, 2, 3):
+        day_file(root, d)
+    assert project.run().ok
+    day_file(root, 4)
+    result = project.run()
+    assert result.ok
+    assert "2026-11-04" in reasons(result)["stg2"] and "2026-11-04" in reasons(result)["stg"]
+    dup = project.query(
+        "SELECT count(*) AS n FROM (SELECT physical, key, part, label FROM"
+        " _hw_meta.window_stats GROUP BY ALL HAVING count(*) > 1)").to_pylist()
+    assert dup == [{"n": 0}]
+    assert checksums(project) == full_rebuild(project, tmp_path)
+
+
 def test_redelivered_day_replaces_its_rows(tmp_path: Path) -> None:
     project = make(tmp_path)
     for d in (1, 2, 3):
