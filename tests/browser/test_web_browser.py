@@ -35,22 +35,35 @@ if not CHROMIUM.exists():  # pragma: no cover - CI installs it, where a skip fai
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`headwater serve --port 0` on a fresh demo project that was never run."""
     root = tmp_path_factory.mktemp("web-browser") / "shop"
-    subprocess.run([sys.executable, "-m", "headwater.cli", "init", str(root), "--rows", "5000"],
+    proc, url = start_serve(root, rows=5000, token=None)
+    try:
+        yield url
+    finally:
+        stop_serve(proc)
+
+
+def start_serve(root: Path, *, rows: int, token: str | None) -> tuple[Any, str]:
+    """`headwater init` a demo at ``root``, then `headwater serve --port 0` on it."""
+    subprocess.run([sys.executable, "-m", "headwater.cli", "init", str(root), "--rows", str(rows)],
                    check=True, capture_output=True, timeout=120)
     env = {k: v for k, v in os.environ.items() if k != "HEADWATER_TOKEN"}
+    if token is not None:
+        env["HEADWATER_TOKEN"] = token
     proc = subprocess.Popen(
         [sys.executable, "-m", "headwater.cli", "serve", "--port", "0", "--project", str(root)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     assert proc.stderr is not None
     line = proc.stderr.readline()
     assert " at http://127.0.0.1:" in line, line
-    url = line.split(" at ", 1)[1].split()[0]
-    try:
-        yield url
-    finally:
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
+    return proc, line.split(" at ", 1)[1].split()[0]
+
+
+def stop_serve(proc: Any) -> str:
+    """SIGINT, as at a terminal: it must exit cleanly; returns what it wrote to stderr."""
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    return str(err)
 
 
 @pytest.fixture(scope="module")
@@ -199,17 +212,7 @@ def test_a_server_with_a_token_asks_once_then_works(browser: Any,
     expect = sync_api.expect
     token = "browser-token-5a4b3c2d1e"
     root = tmp_path_factory.mktemp("web-token") / "shop"
-    subprocess.run([sys.executable, "-m", "headwater.cli", "init", str(root), "--rows", "2000"],
-                   check=True, capture_output=True, timeout=120)
-    env = {**{k: v for k, v in os.environ.items() if k != "HEADWATER_TOKEN"},
-           "HEADWATER_TOKEN": token}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "headwater.cli", "serve", "--port", "0", "--project", str(root)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-    assert proc.stderr is not None
-    line = proc.stderr.readline()
-    assert " at http://127.0.0.1:" in line, line
-    url = line.split(" at ", 1)[1].split()[0]
+    proc, url = start_serve(root, rows=2000, token=token)
     try:
         for answer, works in (("wrong", False), (token, True)):
             context = browser.new_context()
@@ -238,7 +241,4 @@ def test_a_server_with_a_token_asks_once_then_works(browser: Any,
             assert asked and "token" in asked[0]
             context.close()
     finally:
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
-        assert token not in err
+        assert token not in stop_serve(proc)

@@ -58,14 +58,16 @@ class PgSession:
     def ingest(self, schema: str, table: str, reader: pa.RecordBatchReader) -> None:
         raise NotImplementedError
 
+    con: Any  # the driver's DB-API connection (ADBC or psycopg): both commit alike
+
     def commit(self) -> None:
-        raise NotImplementedError
+        self.con.commit()
 
     def rollback(self) -> None:
-        raise NotImplementedError
+        self.con.rollback()
 
     def close(self) -> None:
-        raise NotImplementedError
+        self.con.close()
 
 
 class AdbcSession(PgSession):
@@ -145,15 +147,6 @@ class AdbcSession(PgSession):
             cur.adbc_ingest(table, reader, mode="append", db_schema_name=schema)
         finally:
             cur.close()
-
-    def commit(self) -> None:
-        self.con.commit()
-
-    def rollback(self) -> None:
-        self.con.rollback()
-
-    def close(self) -> None:
-        self.con.close()
 
 
 def _cast(arr: pa.Array, target: pa.DataType, column: str) -> pa.Array:
@@ -307,15 +300,6 @@ class PsycopgSession(PgSession):
                 buf = io.BytesIO()
                 pacsv.write_csv(batch, buf, pacsv.WriteOptions(include_header=False))
                 copy.write(buf.getvalue())
-
-    def commit(self) -> None:
-        self.con.commit()
-
-    def rollback(self) -> None:
-        self.con.rollback()
-
-    def close(self) -> None:
-        self.con.close()
 
 
 def open_session(driver: str, target: PgTarget) -> PgSession:
