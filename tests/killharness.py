@@ -686,9 +686,9 @@ def stats_problems(con: Any) -> list[str]:
         except duckdb.Error:
             problems.append(f"window_stats kept for {physical}, which is gone")
             continue
-        if part:  # a file of a source: content (all columns) or windows (visible ones)
+        if part:  # a file or cursor range of a source: content, or windows (visible columns)
             spec, _, _sig = key.partition("@")
-            where = f'WHERE "_hw_file" = \'{part.replace(chr(39), chr(39) * 2)}\''
+            where = f"WHERE {ws.part_filter(part)}"
             if spec == ws.CONTENT:
                 label, hashed = "'*'", [c for c, _ in cols]
             else:

@@ -248,6 +248,20 @@ def _ingest_partitions(
     return warnings
 
 
+def _cursor_bookkeeping(
+    engine: Engine, physical: str, cursor: str | None, appending: bool
+) -> tuple[Callable[[], None] | None, Callable[[], None] | None]:
+    """Hooks recording a cursor source's load as one range of rows, in its transaction
+    (see ``headwater.window_stats``: sums per range make later runs read only new rows)."""
+    if not cursor or not wstats.supported(engine):
+        return None, None
+    if not appending:
+        return (lambda: wstats.forget_cursor_ranges(engine, physical),
+                lambda: wstats.record_cursor_range(engine, physical, cursor, None))
+    start = wstats.cursor_range_start(engine, physical, cursor)
+    return None, lambda: wstats.record_cursor_range(engine, physical, cursor, start)
+
+
 def ingest(
     node: SourceNode,
     engine: Engine,
@@ -282,11 +296,12 @@ def ingest(
                                               previous_columns, hook, result)
             else:
                 old_cols = engine.columns(physical) if appending else previous_columns
+                before, after = _cursor_bookkeeping(engine, physical, cursor, appending)
                 reader = connector.read(since)
                 projection, warnings = reconcile(
                     node, engine.arrow_columns(reader.schema), old_cols)
                 engine.load_arrow(physical, reader, projection, append=appending,
-                                  stage_hook=hook)
+                                  stage_hook=hook, before=before, after=after)
         except HeadwaterError:
             raise
         except Exception as exc:

@@ -11,7 +11,11 @@ for the tables that change in place:
 * a file-partitioned source keeps, per file, its content (``key`` ``*``) and its rows
   per time window for each ``column/grain`` a downstream node asked for. Ingest
   forgets a file's rows in the transaction that replaces or removes the file; what
-  is missing is computed for the missing files only, the next time it is needed.
+  is missing is computed for the missing files only, the next time it is needed;
+* a ``cursor`` source does the same per load: each load appends the rows of one range
+  of the cursor, recorded in ``_hw_meta.partitions`` in the load's transaction.
+
+Sums are trusted only when their parts account for every row of the table.
 
 A downstream window node then knows which windows of its input changed from these
 numbers instead of hashing its whole input, and a run's content fingerprint of an
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -243,20 +248,88 @@ def signature(cols: Iterable[tuple[str, str]]) -> str:
     return hashlib.sha256(",".join(f"{c}:{t}" for c, t in cols).encode()).hexdigest()[:12]
 
 
-def _per_part(engine: Engine, physical: str, key: str, select: str, *,
-              save: bool) -> dict[str, Sums]:
-    """Sums per (file, label) under ``key``; files not counted yet are counted now.
+# -- cursor sources: each load appends the rows of one cursor range -----------------------
+
+CURSOR_PART = "cursor:"  # prefix of a cursor range's part name (then JSON)
+
+
+def cursor_range_start(engine: Engine, physical: str, column: str) -> str | None:
+    """The cursor's largest loaded value, as DuckDB writes it (the next range starts past)."""
+    if not supported(engine):
+        return None
+    rows = engine.fetch(f"SELECT max({_q(column)})::VARCHAR FROM {_fq(physical)}")
+    return rows[0][0] if rows else None
+
+
+def record_cursor_range(engine: Engine, physical: str, column: str,
+                        start: str | None) -> None:
+    """Record the rows just appended past ``start`` as one part; call in their transaction.
+
+    A cursor source only ever appends rows past the largest cursor it holds, so each
+    load's rows are the range ``(start, new largest]`` (the first load also holds rows
+    without a cursor value) and never change afterwards.
+    """
+    if not supported(engine):
+        return
+    kind = dict(engine.columns(physical)).get(column)
+    if kind is None:
+        return
+    after = "" if start is None else f" WHERE {_q(column)} > CAST({_lit(start)} AS {kind})"
+    rows = engine.fetch(f"SELECT max({_q(column)})::VARCHAR, count(*) FROM"
+                        f" {_fq(physical)}{after}")
+    end, n = rows[0]
+    if not n:
+        return
+    part = CURSOR_PART + json.dumps([column, kind, start, end])
+    engine.execute(f"INSERT INTO {_q(META_SCHEMA)}.partitions VALUES (?, ?, 'cursor')",
+                   [physical, part])
+
+
+def forget_cursor_ranges(engine: Engine, physical: str) -> None:
+    """A cursor source reloaded from scratch: its ranges and sums go (in that transaction)."""
+    if not supported(engine):
+        return
+    engine.execute(f"DELETE FROM {_q(META_SCHEMA)}.partitions WHERE physical = ?", [physical])
+    forget_parts(engine, physical, None)
+
+
+def part_filter(part: str) -> str:
+    """SQL selecting the rows of one part: a file (``_hw_file``) or a cursor range."""
+    if not part.startswith(CURSOR_PART):
+        return f"{_q(PARTITION_COLUMN)} = {_lit(part)}"
+    column, kind, start, end = json.loads(part[len(CURSOR_PART):])
+    col = _q(column)
+    upto = f"{col} <= CAST({_lit(end)} AS {kind})" if end is not None else f"{col} IS NULL"
+    if start is None:  # the first load: also the rows without a cursor value
+        return f"({upto} OR {col} IS NULL)"
+    return f"({col} > CAST({_lit(start)} AS {kind}) AND {upto})"
+
+
+def _assign(parts: list[str]) -> tuple[str, str]:
+    """(expression naming each row's part, condition keeping the rows of ``parts``)."""
+    if all(not p.startswith(CURSOR_PART) for p in parts):
+        col = _q(PARTITION_COLUMN)
+        return col, f"{col} IN ({', '.join(_lit(p) for p in parts)})"
+    filters = [(p, part_filter(p)) for p in parts]
+    case = "CASE " + " ".join(f"WHEN {f} THEN {_lit(p)}" for p, f in filters) + " END"
+    return case, "(" + " OR ".join(f for _, f in filters) + ")"
+
+
+def _per_part(engine: Engine, physical: str, key: str, label: str, hashed: list[str], *,
+              save: bool) -> dict[str, Sums] | None:
+    """Sums per (part, label) under ``key``; parts not counted yet are counted now.
 
     ``key`` ends with ``@`` and the column signature; sums kept under the same key with
-    another signature are dropped when new ones are saved. ``select`` gives ``part,
-    label, rows, total`` for the rows of the files named by the placeholder ``{parts}``.
+    another signature are dropped when new ones are saved. ``label``: SQL of a row's
+    label; ``hashed``: the columns in a row's hash. None when the parts do not account
+    for every row of the table (bookkeeping from an older Headwater): scan instead.
     """
-    with _COUNTING:  # two nodes reading one source in parallel count its new files once
-        return _per_part_locked(engine, physical, key, select, save=save)
+    with _COUNTING:  # two nodes reading one source in parallel count its new parts once
+        return _per_part_locked(engine, physical, key, label, hashed, save=save)
 
 
-def _per_part_locked(engine: Engine, physical: str, key: str, select: str, *,
-                     save: bool) -> dict[str, Sums]:
+def _per_part_locked(engine: Engine, physical: str, key: str, label: str, hashed: list[str],
+                     *, save: bool) -> dict[str, Sums] | None:
     kept: dict[str, Sums] = {}
     marked: set[str] = set()
     for part, w, n, t in engine.fetch(
@@ -267,10 +340,14 @@ def _per_part_locked(engine: Engine, physical: str, key: str, select: str, *,
         else:
             kept.setdefault(part, {})[w] = (int(n), int(t))
     loaded = _loaded_parts(engine, physical)
+    if not loaded:
+        return None
     missing = [p for p in loaded if p not in marked]
     if missing:
-        marks = ", ".join(_lit(p) for p in missing)
-        new = engine.fetch(select.format(parts=marks))
+        which, keep = _assign(missing)
+        new = engine.fetch(f"SELECT {which} AS p, {label} AS w, count(*),"
+                           f" sum({row_hash_sql(hashed)}) FROM {_fq(physical)} WHERE {keep}"
+                           " GROUP BY ALL")
         fresh: dict[str, Sums] = {p: {} for p in missing}
         for part, w, n, t in new:
             fresh.setdefault(part, {})[w] = (int(n), int(t))
@@ -281,44 +358,51 @@ def _per_part_locked(engine: Engine, physical: str, key: str, select: str, *,
                     rows += [[physical, key, part, w, n, t] for w, (n, t) in sums.items()]
                     rows.append([physical, key, part, MARK, 0, 0])
                 stem = key.rsplit("@", 1)[0] + "@"
+                marks = ", ".join("?" for _ in missing)
                 engine.execute(f"DELETE FROM {TABLE} WHERE physical = ? AND (key = ? AND part IN"
                                f" ({marks}) OR starts_with(key, ?) AND key <> ?)",
-                               [physical, key, stem, key])
+                               [physical, key, *missing, stem, key])
                 for row in rows:
                     engine.execute(f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?)", row)
         kept.update(fresh)
-    return {p: kept.get(p, {}) for p in loaded}
+    per = {p: kept.get(p, {}) for p in loaded}
+    counted = sum(n for sums in per.values() for n, _ in sums.values())
+    if counted != engine.fetch(f"SELECT count(*) FROM {_fq(physical)}")[0][0]:
+        return None  # rows no part accounts for: never trust partial sums
+    return per
+
+
+def _parted(engine: Engine, physical: str) -> list[tuple[str, str]] | None:
+    """The columns of a source whose rows are kept in parts (files or cursor ranges)."""
+    if not supported(engine):
+        return None
+    return engine.columns(physical)
 
 
 def part_windows(engine: Engine, physical: str, column: str, grain: str, *,
                  save: bool = True) -> Sums | None:
-    """Per-window sums of a file-partitioned source read as ``column``/``grain`` windows
-    (visible columns only, as transforms see them), or None if it is not one."""
-    if not supported(engine):
+    """Per-window sums of a source kept in parts (files, cursor ranges) read as
+    ``column``/``grain`` windows (visible columns only, as transforms see them), or
+    None if it is not one."""
+    described = _parted(engine, physical)
+    if described is None or column not in {c for c, _ in described}:
         return None
-    described = engine.columns(physical)
-    cols = [c for c, _ in described]
-    if PARTITION_COLUMN not in cols or column not in cols:
-        return None
-    visible = [c for c in cols if not c.startswith(HIDDEN_PREFIX)]
+    visible = [c for c, _ in described if not c.startswith(HIDDEN_PREFIX)]
     key = f"{key_of(column, grain)}@{signature(described)}"
-    select = (f"SELECT {_q(PARTITION_COLUMN)}, {label_sql(column, grain)} AS w, count(*),"
-              f" sum({row_hash_sql(visible)}) FROM {_fq(physical)}"
-              f" WHERE {_q(PARTITION_COLUMN)} IN ({{parts}}) GROUP BY ALL")
-    per = _per_part(engine, physical, key, select, save=save)
+    per = _per_part(engine, physical, key, label_sql(column, grain), visible, save=save)
+    if per is None:
+        return None
     return _sums((w, n, t) for sums in per.values() for w, (n, t) in sums.items())
 
 
 def part_content(engine: Engine, physical: str) -> TableStats | None:
-    """The content stats of a file-partitioned source from its per-file sums (the same
-    numbers as a scan of the whole table), counting only files not counted before."""
-    if not supported(engine):
+    """The content stats of a source kept in parts from its per-part sums (the same
+    numbers as a scan of the whole table), counting only parts not counted before."""
+    cols = _parted(engine, physical)
+    if cols is None:
         return None
-    cols = engine.columns(physical)
-    if PARTITION_COLUMN not in {c for c, _ in cols}:
+    per = _per_part(engine, physical, f"{CONTENT}@{signature(cols)}", "'*'",
+                    [c for c, _ in cols], save=True)
+    if per is None:
         return None
-    select = (f"SELECT {_q(PARTITION_COLUMN)}, '*', count(*),"
-              f" sum({row_hash_sql(c for c, _ in cols)}) FROM {_fq(physical)}"
-              f" WHERE {_q(PARTITION_COLUMN)} IN ({{parts}}) GROUP BY ALL")
-    per = _per_part(engine, physical, f"{CONTENT}@{signature(cols)}", select, save=True)
     return _table_stats((piece for sums in per.values() for piece in sums.values()), cols)

@@ -146,3 +146,61 @@ def test_dropping_or_replacing_a_table_forgets_its_sums(engine: DuckDBEngine) ->
     ws.record_windows(engine, "n", "ts", "day", None)
     engine.drop_physical("n")
     assert engine.fetch("SELECT count(*) FROM _hw_meta.window_stats")[0][0] == 0
+
+
+def test_cursor_ranges_count_each_load_once(engine: DuckDBEngine) -> None:
+    """A cursor source's loads are ranges of the cursor; their sums add up to a scan."""
+    import pyarrow as pa
+
+    from headwater.ingest import _cursor_bookkeeping
+
+    def load(rows: list[tuple[int | None, str]], append: bool) -> None:
+        t = pa.table({"id": [r[0] for r in rows], "ts": [r[1] for r in rows]})
+        before, after = _cursor_bookkeeping(engine, "orders", "id", append)
+        engine.load_arrow("orders", pa.RecordBatchReader.from_batches(t.schema, t.to_batches()),
+                          [("id", "id", "BIGINT"), ("ts", "ts", "TIMESTAMP")],
+                          append=append, before=before, after=after)
+
+    def scan(grain: str = "day") -> dict[str, str]:
+        return dict(engine.fetch(
+            f"SELECT {ws.label_sql('ts', grain)} AS w, count(*)::VARCHAR || ':' ||"
+            " coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM _hw.orders AS t GROUP BY w"))
+
+    load([(1, "2024-01-01 10:00"), (2, "2024-01-01 11:00"), (None, "2024-01-02 09:00")], False)
+    load([(3, "2024-01-02 10:00"), (4, "2024-01-03 10:00")], True)
+    load([], True)  # nothing new: no empty range
+    parts = [p for (p,) in engine.fetch("SELECT part FROM _hw_meta.partitions")]
+    assert len(parts) == 2 and all(p.startswith(ws.CURSOR_PART) for p in parts)
+    sums = ws.part_windows(engine, "orders", "ts", "day")
+    assert sums is not None and ws.fingerprints(sums) == scan()
+    stats = ws.part_content(engine, "orders")
+    assert stats is not None and stats.content_fp == engine.stats("orders").content_fp
+    # the next load is counted alone; the earlier ranges' sums are reused
+    load([(5, "2024-01-03 12:00")], True)
+    computed: list[str] = []
+    original = engine.fetch
+
+    def spy(sql: str, params: list | None = None):  # type: ignore[no-untyped-def]
+        computed.append(sql)
+        return original(sql, params)
+
+    engine.fetch = spy  # type: ignore[method-assign]
+    try:
+        got = ws.part_windows(engine, "orders", "ts", "day")
+    finally:
+        del engine.fetch
+    assert ws.fingerprints(got or {}) == scan()
+    counting = [q for q in computed if "hash(" in q]
+    assert len(counting) == 1 and "CAST('4' AS BIGINT)" in counting[0]
+    # a full reload starts over
+    load([(9, "2024-02-01 00:00")], False)
+    assert len(engine.fetch("SELECT part FROM _hw_meta.partitions")) == 1
+    assert ws.fingerprints(ws.part_windows(engine, "orders", "ts", "day") or {}) == scan()
+
+
+def test_rows_no_part_accounts_for_mean_a_scan(engine: DuckDBEngine) -> None:
+    engine.con.execute("CREATE TABLE _hw.src (ts TIMESTAMP, _hw_file VARCHAR)")
+    _load_part(engine, "a", "SELECT TIMESTAMP '2024-01-01'")
+    engine.execute("INSERT INTO _hw.src VALUES (TIMESTAMP '2024-01-02', 'stray')")
+    assert ws.part_windows(engine, "src", "ts", "day") is None
+    assert ws.part_content(engine, "src") is None
