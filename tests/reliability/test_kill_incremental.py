@@ -39,7 +39,9 @@ def test_kill_9_at_random_moments_of_incremental_runs(pg_dsn: str, tmp_path: Pat
     report = incremental_kill_test(tmp_path, kills=8, seed=12, rows=24_000, pg_dsn=pg_dsn)
     assert report["problems"] == [], "\n".join(report["problems"])
     assert report["kills"] == 8, report  # every kill counted really interrupted a run
-    assert report["mid_run"] >= 4, report  # ... most of them while it was running
+    # ... and many while it was running (about one kill in five is aimed at the start-up
+    # on purpose; the long form, 50 kills, lands 40+ inside runs)
+    assert report["mid_run"] >= 3, report
     assert report["survived"] == report["kills"]
     assert report["tables_compared"] >= 50
 
