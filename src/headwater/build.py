@@ -77,7 +77,7 @@ def build_node(
                      lambda f: with_retries(f, retries=node.config.retries,
                                             delay=node.config.retry_delay),
                      fresh=rebuild, hash_cache=hash_cache)
-        # per-file sums when it keeps them (only new files are counted), else a scan
+        # sums per file or cursor range when it keeps them (new parts only), else a scan
         src_stats = wstats.part_content(engine, physical) or engine.stats(physical)
         return BuildOutcome(src_stats.rows, src_stats, time.perf_counter() - t0,
                             warnings=res.warnings, checks=res.checks, detail=res.describe())
