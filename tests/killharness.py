@@ -97,27 +97,39 @@ def checksums(root: Path) -> dict[str, tuple[int, str]]:
         con.close()
 
 
-def check_consistent(root: Path) -> list[str]:
-    """Problems found after a kill: state integrity, views resolving to complete tables."""
+def read_state(root: Path) -> tuple[list[str], dict[str, tuple[str, int]], dict[str, str]] | None:
+    """(integrity problems, recorded physical -> (node, rows), prod node -> physical) of a
+    project's state store; None when a kill came before the store was created."""
+    if not (root / ".headwater/state.db").exists():
+        return None
     problems: list[str] = []
-    if not (root / ".headwater/state.db").exists():  # killed before it was created
-        if (root / ".headwater/warehouse.duckdb").exists():
-            problems.append("a warehouse without a state store")
-        return problems
     db = sqlite3.connect(str(root / ".headwater/state.db"))
     try:
         ok = db.execute("PRAGMA integrity_check").fetchall()
         if ok != [("ok",)]:
             problems.append(f"state integrity: {ok}")
         try:
-            recorded = dict(db.execute("SELECT physical, rows FROM physical").fetchall())
-            published = db.execute(
-                "SELECT node, physical FROM env_nodes WHERE env = 'prod' AND physical IS NOT NULL"
-            ).fetchall()
+            recorded = {p: (n, r) for p, n, r in db.execute(
+                "SELECT physical, node, rows FROM physical")}
+            published = dict(db.execute(
+                "SELECT node, physical FROM env_nodes WHERE env = 'prod'"
+                " AND physical IS NOT NULL").fetchall())
         except sqlite3.OperationalError:  # killed while creating the store: nothing in it yet
-            recorded, published = {}, []
+            recorded, published = {}, {}
     finally:
         db.close()
+    return problems, recorded, published
+
+
+def check_consistent(root: Path) -> list[str]:
+    """Problems found after a kill: state integrity, views resolving to complete tables."""
+    state = read_state(root)
+    if state is None:
+        return (["a warehouse without a state store"]
+                if (root / ".headwater/warehouse.duckdb").exists() else [])
+    problems, physicals, prod = state
+    recorded = {p: r for p, (_, r) in physicals.items()}
+    published = list(prod.items())
     wh = root / ".headwater/warehouse.duckdb"
     if not wh.exists():
         return problems
@@ -480,26 +492,11 @@ def check_project(root: Path, inputs: Inputs | None = None) -> list[str]:
     from headwater.project.loader import load_project
     from headwater.project.sql import render_for_engine
 
-    problems: list[str] = []
-    if not (root / ".headwater/state.db").exists():  # killed before it was created
-        if (root / ".headwater/warehouse.duckdb").exists():
-            problems.append("a warehouse without a state store")
-        return problems
-    db = sqlite3.connect(str(root / ".headwater/state.db"))
-    try:
-        ok = db.execute("PRAGMA integrity_check").fetchall()
-        if ok != [("ok",)]:
-            problems.append(f"state integrity: {ok}")
-        try:
-            recorded = {p: (n, r) for p, n, r in db.execute(
-                "SELECT physical, node, rows FROM physical")}
-            published = dict(db.execute(
-                "SELECT node, physical FROM env_nodes WHERE env = 'prod'"
-                " AND physical IS NOT NULL").fetchall())
-        except sqlite3.OperationalError:  # killed while creating the store: nothing in it yet
-            recorded, published = {}, {}
-    finally:
-        db.close()
+    state = read_state(root)
+    if state is None:
+        return (["a warehouse without a state store"]
+                if (root / ".headwater/warehouse.duckdb").exists() else [])
+    problems, recorded, published = state
     wh = root / ".headwater/warehouse.duckdb"
     if not wh.exists():
         return problems

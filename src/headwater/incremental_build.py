@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from headwater import window_stats as wstats
-from headwater.engines.base import INTERNAL_SCHEMA, META_SCHEMA, Engine
+from headwater.engines.base import HIDDEN_PREFIX, INTERNAL_SCHEMA, META_SCHEMA, Engine
+from headwater.engines.base import quote_ident as _q
+from headwater.engines.base import quote_literal as _lit
 from headwater.errors import TransformError
 from headwater.incremental import IncrementalSpec, interval_sql
 from headwater.project.nodes import SqlNode
 
-HIDDEN_PREFIX = "_hw_"
 NULL_LABEL = wstats.NULL_LABEL
 DIMENSIONS = "(dimensions)"
 
@@ -28,14 +29,6 @@ DIMENSIONS = "(dimensions)"
 class IncrementalOutcome:
     summary: str
     processed: list[str]
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _fq(physical: str) -> str:

@@ -26,15 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from headwater import window_stats as wstats
-from headwater.engines.base import Engine
+from headwater.engines.base import HIDDEN_PREFIX, Engine
+from headwater.engines.base import PARTITION_COLUMN as HIDDEN_PARTITION
 from headwater.engines.base import quote_ident as _q
 from headwater.errors import ConnectorError, HeadwaterError
 from headwater.project.nodes import SourceNode
 
 log = logging.getLogger(__name__)
 
-HIDDEN_PREFIX = "_hw_"
-HIDDEN_PARTITION = wstats.PARTITION_COLUMN
 
 _INTS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
          "UINTEGER", "UBIGINT", "UHUGEINT")
@@ -250,16 +249,19 @@ def _ingest_partitions(
 
 def _cursor_bookkeeping(
     engine: Engine, physical: str, cursor: str | None, appending: bool
-) -> tuple[Callable[[], None] | None, Callable[[], None] | None]:
-    """Hooks recording a cursor source's load as one range of rows, in its transaction
-    (see ``headwater.window_stats``: sums per range make later runs read only new rows)."""
-    if not cursor or not wstats.supported(engine):
-        return None, None
+) -> tuple[Any, Callable[[], None] | None, Callable[[], None] | None]:
+    """(the cursor value to read past, hooks recording the load as one range of rows in
+    its transaction): see ``headwater.window_stats``, sums per range make later runs read
+    only new rows."""
+    if not cursor:
+        return None, None, None
+    if not wstats.supported(engine):
+        return (engine.max_value(physical, cursor) if appending else None), None, None
     if not appending:
-        return (lambda: wstats.forget_cursor_ranges(engine, physical),
+        return (None, lambda: wstats.forget_cursor_ranges(engine, physical),
                 lambda: wstats.record_cursor_range(engine, physical, cursor, None))
-    start = wstats.cursor_range_start(engine, physical, cursor)
-    return None, lambda: wstats.record_cursor_range(engine, physical, cursor, start)
+    since, start = wstats.cursor_range_start(engine, physical, cursor)
+    return since, None, lambda: wstats.record_cursor_range(engine, physical, cursor, start)
 
 
 def ingest(
@@ -289,14 +291,13 @@ def ingest(
     def attempt() -> None:
         exists = engine.exists(physical) and not fresh
         appending = bool(cursor) and exists
-        since = engine.max_value(physical, cursor) if appending and cursor else None
+        since, before, after = _cursor_bookkeeping(engine, physical, cursor, appending)
         try:
             if connector.partitioned and not cursor:
                 warnings = _ingest_partitions(node, connector, engine, physical, exists,
                                               previous_columns, hook, result)
             else:
                 old_cols = engine.columns(physical) if appending else previous_columns
-                before, after = _cursor_bookkeeping(engine, physical, cursor, appending)
                 reader = connector.read(since)
                 projection, warnings = reconcile(
                     node, engine.arrow_columns(reader.schema), old_cols)

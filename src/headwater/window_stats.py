@@ -36,8 +36,16 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from headwater.engines.base import INTERNAL_SCHEMA, META_SCHEMA, Engine, TableStats
+from headwater.engines.base import (
+    HIDDEN_PREFIX,
+    INTERNAL_SCHEMA,
+    META_SCHEMA,
+    PARTITION_COLUMN,
+    Engine,
+    TableStats,
+)
 from headwater.engines.base import quote_ident as _q
+from headwater.engines.base import quote_literal as _lit
 from headwater.incremental import window_label_sql
 
 TABLE = f"{_q(META_SCHEMA)}.window_stats"
@@ -46,8 +54,6 @@ DDL = (f"CREATE TABLE IF NOT EXISTS {TABLE} (physical VARCHAR, key VARCHAR, part
 CONTENT = "*"  # key of a partition's whole-row content (hidden columns included)
 MARK = ""  # label of the row saying a (physical, key, part) is complete
 NULL_LABEL = "(null)"
-HIDDEN_PREFIX = "_hw_"
-PARTITION_COLUMN = "_hw_file"
 _FINER = {"day": ("hour",), "month": ("day", "hour")}
 _LABEL_LEN = {"hour": 13, "day": 10, "month": 7}
 _LABEL_FMT = {"hour": "%Y-%m-%dT%H", "day": "%Y-%m-%d", "month": "%Y-%m"}
@@ -62,10 +68,6 @@ def supported(engine: Engine) -> bool:
 
 def key_of(column: str, grain: str) -> str:
     return f"{column}/{grain}"
-
-
-def _lit(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def label_sql(column: str, grain: str) -> str:
@@ -253,12 +255,12 @@ def signature(cols: Iterable[tuple[str, str]]) -> str:
 CURSOR_PART = "cursor:"  # prefix of a cursor range's part name (then JSON)
 
 
-def cursor_range_start(engine: Engine, physical: str, column: str) -> str | None:
-    """The cursor's largest loaded value, as DuckDB writes it (the next range starts past)."""
-    if not supported(engine):
-        return None
-    rows = engine.fetch(f"SELECT max({_q(column)})::VARCHAR FROM {_fq(physical)}")
-    return rows[0][0] if rows else None
+def cursor_range_start(engine: Engine, physical: str, column: str) -> tuple[Any, str | None]:
+    """The cursor's largest loaded value: as a value (the next load reads past it) and as
+    DuckDB writes it (the next range starts past it)."""
+    rows = engine.fetch(f"SELECT max({_q(column)}), max({_q(column)})::VARCHAR"
+                        f" FROM {_fq(physical)}")
+    return (rows[0][0], rows[0][1]) if rows else (None, None)
 
 
 def record_cursor_range(engine: Engine, physical: str, column: str,

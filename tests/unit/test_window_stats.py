@@ -156,7 +156,7 @@ def test_cursor_ranges_count_each_load_once(engine: DuckDBEngine) -> None:
 
     def load(rows: list[tuple[int | None, str]], append: bool) -> None:
         t = pa.table({"id": [r[0] for r in rows], "ts": [r[1] for r in rows]})
-        before, after = _cursor_bookkeeping(engine, "orders", "id", append)
+        _since, before, after = _cursor_bookkeeping(engine, "orders", "id", append)
         engine.load_arrow("orders", pa.RecordBatchReader.from_batches(t.schema, t.to_batches()),
                           [("id", "id", "BIGINT"), ("ts", "ts", "TIMESTAMP")],
                           append=append, before=before, after=after)

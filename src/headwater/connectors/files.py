@@ -1,4 +1,5 @@
-"""Files, local or on S3: a glob of CSV/TSV, Parquet or (ND)JSON in; Parquet, CSV or NDJSON out.
+"""Files, local or on S3: a glob of CSV/TSV, Parquet or (ND)JSON in (the sink, Parquet,
+CSV or NDJSON out, is ``headwater.connectors.files_sink``).
 
 Reading goes through an in-memory DuckDB (its readers infer and unify schemas
 across files, decompress gzip/zstd and are fast). ``s3://`` objects are first
@@ -10,19 +11,11 @@ line is an error naming the file and line; with ``"quarantine"`` bad lines are
 skipped and :meth:`FilesSource.rejects` returns them (location ``file:line``,
 reason, raw text). For CSV that is DuckDB's ``store_rejects``; NDJSON lines are
 checked in Python before DuckDB reads the good ones.
-
-Writing goes through pyarrow (Parquet, CSV) or DuckDB (NDJSON) into a temporary
-file that replaces the target only when complete (an S3 upload is atomic per
-object). ``partition_by`` writes one file per value, Hive style
-(``path/column=value/part.parquet``); ``mode = "sync"`` rewrites only the
-partitions whose content changed since the last write and deletes the ones
-that vanished.
 """
 
 from __future__ import annotations
 
 import codecs
-import contextlib
 import glob as globmod
 import hashlib
 import json
@@ -33,9 +26,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
-from urllib.parse import quote, unquote
-
-from pydantic import field_validator
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -43,15 +33,11 @@ if TYPE_CHECKING:
     from headwater.connectors.s3 import S3, S3Object
 
 from headwater.connectors.base import (
-    SinkConfig,
-    SinkConnector,
-    SinkInput,
-    SinkResult,
     SourceConfig,
     SourceConnector,
 )
 from headwater.connectors.s3 import S3Settings, is_s3, mask_credentials, split_url
-from headwater.engines.base import NULL_PARTITION
+from headwater.engines.base import PARTITION_COLUMN
 from headwater.errors import ConnectorError
 
 FORMATS = ("csv", "tsv", "parquet", "ndjson", "json")
@@ -62,7 +48,7 @@ _COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"
 _DUCKDB_ENCODINGS = {"utf-8": "utf-8", "utf-16": "utf-16", "iso8859-1": "latin-1"}
 _TYPE_TEXT = re.compile(r"^[A-Za-z][A-Za-z0-9_ ,()\[\]]*$")
 _BATCH_ROWS = 256_000
-_HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 
 
 def _split_compression(name: str) -> tuple[str, str | None]:
@@ -86,7 +72,7 @@ def _read_text(path: Path) -> str:
         return ""
 
 
-def _key_error(
+def key_error(
     message: str, config_path: Path, key: str, hint: str | None = None
 ) -> ConnectorError:
     """A ConnectorError pointing at ``key = ...`` in the connector's TOML file."""
@@ -105,7 +91,7 @@ def _key_error(
     )
 
 
-class _Scratch:
+class Scratch:
     """A temporary folder made on first use, removed by ``cleanup``."""
 
     def __init__(self) -> None:
@@ -129,7 +115,6 @@ class _Scratch:
 # -- source -------------------------------------------------------------------------------
 
 
-PARTITION_COLUMN = "_hw_file"  # hidden: which file a row came from (views leave it out)
 PATH_COLUMN = "__hw_path"
 
 
@@ -204,7 +189,7 @@ class FilesSource(SourceConnector):
                 f"objects under s3://{bucket}/{prefix} include: {', '.join(near)}"
                 if near else f"there is nothing under s3://{bucket}/{prefix}"
             )
-            raise _key_error(
+            raise key_error(
                 f"source {self.name!r}: path {url!r} matches no objects",
                 self.config_path,
                 "path",
@@ -224,7 +209,7 @@ class FilesSource(SourceConnector):
         else:
             why = ""
         where = "relative to the project folder" if not os.path.isabs(pattern) else "absolute"
-        return _key_error(
+        return key_error(
             f"source {self.name!r}: path {pattern!r} matches no files",
             self.config_path,
             "path",
@@ -240,7 +225,7 @@ class FilesSource(SourceConnector):
             return self.config.format
         fmt = _file_format(name)
         if fmt is None:
-            raise _key_error(
+            raise key_error(
                 f"source {self.name!r}: cannot tell the format of {name}",
                 self.config_path,
                 "path",
@@ -292,13 +277,13 @@ class FilesSource(SourceConnector):
 
         self._rejects = None
         self.stream_error = None
-        scratch = _Scratch()
+        scratch = Scratch()
         con: Any = None
         try:
             inputs = self._inputs(scratch)
             fmt = self.format(inputs[0][1])
             if fmt == "parquet" and self.config.compression not in ("auto", "none"):
-                raise _key_error(
+                raise key_error(
                     f"source {self.name!r}: compression does not apply to Parquet files",
                     self.config_path, "compression",
                     hint="Parquet compresses inside the file; remove the compression key",
@@ -326,7 +311,7 @@ class FilesSource(SourceConnector):
                 if types:
                     missing = [c for c in types if c not in rel.columns]
                     if missing:
-                        raise _key_error(
+                        raise key_error(
                             f"source {self.name!r}: columns: no column {', '.join(missing)} "
                             "in the data",
                             self.config_path, "columns",
@@ -364,7 +349,7 @@ class FilesSource(SourceConnector):
 
         return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
-    def _inputs(self, scratch: _Scratch) -> list[tuple[Path, str]]:
+    def _inputs(self, scratch: Scratch) -> list[tuple[Path, str]]:
         """(local file, name to show) for every file to read; S3 objects are downloaded."""
         only = self.only_partitions
         if not self.on_s3:
@@ -391,7 +376,7 @@ class FilesSource(SourceConnector):
                     raise ValueError(typ)
                 out[col] = str(duckdb.sqltype(typ))
             except (ValueError, duckdb.Error):
-                raise _key_error(
+                raise key_error(
                     f"source {self.name!r}: columns.{col}: {typ!r} is not a type",
                     self.config_path, "columns",
                     hint="use a DuckDB type: VARCHAR, BIGINT, DOUBLE, DECIMAL(18,2), DATE, "
@@ -406,7 +391,7 @@ class FilesSource(SourceConnector):
         return None if c == "none" else c
 
     def _prepare(
-        self, inputs: list[tuple[Path, str]], fmt: str, scratch: _Scratch
+        self, inputs: list[tuple[Path, str]], fmt: str, scratch: Scratch
     ) -> tuple[list[tuple[Path, str]], str, str | None, list[tuple[str, str, str]]]:
         """Transcode or line-check files in Python where DuckDB alone cannot.
 
@@ -418,7 +403,7 @@ class FilesSource(SourceConnector):
         try:
             encoding = codecs.lookup(self.config.encoding).name
         except LookupError:
-            raise _key_error(
+            raise key_error(
                 f"source {self.name!r}: unknown encoding {self.config.encoding!r}",
                 self.config_path, "encoding",
                 hint='e.g. "utf-8", "latin-1", "cp1252", "utf-16"',
@@ -691,233 +676,3 @@ def _rejects_table(rows: list[tuple[str, str, str]]) -> pa.Table:
 def _file_digest(path: Path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "blake2b").hexdigest()[:32]
-
-
-# -- sink ---------------------------------------------------------------------------------
-
-
-_SINK_EXTENSIONS = {"parquet": "parquet", "csv": "csv", "ndjson": "ndjson"}
-
-
-class FilesSinkConfig(SinkConfig, S3Settings):
-    type: Literal["files"] = "files"
-    path: str
-    format: Literal["parquet", "csv", "ndjson"] | None = None
-    partition_by: str | None = None
-    mode: Literal["overwrite", "sync"] = "overwrite"
-
-    @field_validator("mode")
-    @classmethod
-    def _sync_needs_partitions(cls, mode: str, info: Any) -> str:
-        if mode == "sync" and not info.data.get("partition_by"):
-            raise ValueError('mode = "sync" needs partition_by = "column"')
-        return mode
-
-
-class FilesSink(SinkConnector):
-    """Writes a node to one file, or one file per partition value (Hive style)."""
-
-    type = "files"
-    Config = FilesSinkConfig
-    config: FilesSinkConfig
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._s3: S3 | None = None
-
-    @property
-    def on_s3(self) -> bool:
-        return is_s3(self.config.path)
-
-    def s3(self) -> S3:
-        if self._s3 is None:
-            from headwater.connectors.s3 import S3
-
-            self._s3 = S3(self.config, who=f"sink {self.name!r}", config_path=self.config_path)
-        return self._s3
-
-    def describe(self) -> dict[str, object]:
-        """Configuration safe to show (credentials only as ``${VAR}`` references)."""
-        return mask_credentials(self.config.model_dump(exclude={"description", "tags"}))
-
-    def target(self) -> Path:
-        p = Path(self.config.path)
-        return p if p.is_absolute() else self.root / p
-
-    def fmt(self) -> str:
-        if self.config.format:
-            return self.config.format
-        if self.config.partition_by:
-            return "parquet"
-        name = self.config.path.lower()
-        if name.endswith(".csv"):
-            return "csv"
-        if name.endswith((".ndjson", ".jsonl", ".json")):
-            return "ndjson"
-        return "parquet"
-
-    def write(self, data: SinkInput) -> SinkResult:
-        if self.config.partition_by:
-            return self._write_partitions(data, self.config.partition_by)
-        if self.on_s3:
-            return SinkResult(self._upload(data.reader(), self.config.path))
-        return SinkResult(self._write_local(data.reader(), self.target()))
-
-    # -- one file -------------------------------------------------------------------------
-
-    def _write_local(
-        self, data: pa.RecordBatchReader, target: Path, drop: str | None = None
-    ) -> int:
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            rows = _write_file(data, tmp, self.fmt(), drop)
-            os.replace(tmp, target)
-        except OSError as exc:
-            _remove(tmp)
-            raise ConnectorError(
-                f"sink {self.name!r}: cannot write {target}: {exc.strerror or exc}",
-                path=self.config_path,
-            ) from None
-        except BaseException:
-            _remove(tmp)
-            raise
-        return rows
-
-    def _upload(self, data: pa.RecordBatchReader, url: str, drop: str | None = None) -> int:
-        scratch = _Scratch()
-        try:
-            tmp = scratch.path(url.rsplit("/", 1)[-1] or "part")
-            try:
-                rows = _write_file(data, tmp, self.fmt(), drop)
-            except OSError as exc:
-                raise ConnectorError(
-                    f"sink {self.name!r}: cannot write a temporary file for {url}: "
-                    f"{exc.strerror or exc}",
-                    path=self.config_path,
-                ) from None
-            self.s3().upload(tmp, url)
-            return rows
-        finally:
-            scratch.cleanup()
-
-    # -- partitions -----------------------------------------------------------------------
-
-    def _part_name(self, column: str, value: str) -> str:
-        folder = _HIVE_NULL if value == NULL_PARTITION else quote(value, safe=" -_.~+,@")
-        return f"{column}={folder}/part.{_SINK_EXTENSIONS[self.fmt()]}"
-
-    def _existing(self, column: str) -> dict[str, str]:
-        """Partition value -> file (path or URL) of the partitions already written."""
-        suffix = f"/part.{_SINK_EXTENSIONS[self.fmt()]}"
-        found: dict[str, str] = {}
-        if self.on_s3:
-            base = self.config.path.rstrip("/")
-            bucket, key = split_url(base)
-            prefix = f"{key}/{column}=" if key else f"{column}="
-            for obj in self.s3().list_prefix(bucket, prefix):
-                rest = obj.key[len(prefix):]
-                if rest.endswith(suffix) and "/" not in rest[: -len(suffix)]:
-                    found[_value_of(rest[: -len(suffix)])] = obj.url
-        else:
-            base_dir = self.target()
-            if base_dir.is_dir():
-                for d in base_dir.glob(f"{globmod.escape(column)}=*"):
-                    f = d / suffix[1:]
-                    if f.is_file():
-                        found[_value_of(d.name.split("=", 1)[1])] = str(f)
-        return found
-
-    def _write_partitions(self, data: SinkInput, column: str) -> SinkResult:
-        if column not in data.schema.names:
-            raise _key_error(
-                f"sink {self.name!r}: partition_by column {column!r} is not in "
-                f"{data.node} (columns: {', '.join(data.schema.names)})",
-                self.config_path, "partition_by",
-            )
-        fps = data.partition_fingerprints(column)
-        existing = self._existing(column)
-        previous = data.previous_partitions if self.config.mode == "sync" else {}
-        rows = 0
-        base = self.config.path.rstrip("/")
-        for value, fp in sorted(fps.items()):
-            if previous.get(value) == fp and value in existing:
-                continue  # unchanged since the last write, and still there
-            reader = self._partition_rows(data, column, value)
-            name = self._part_name(column, value)
-            if self.on_s3:
-                rows += self._upload(reader, f"{base}/{name}", drop=column)
-            else:
-                rows += self._write_local(reader, self.target() / name, drop=column)
-        stale = [where for value, where in existing.items() if value not in fps]
-        if stale:
-            self._delete(stale)
-        return SinkResult(rows, partitions=dict(fps))
-
-    def _partition_rows(self, data: SinkInput, column: str, value: str) -> pa.RecordBatchReader:
-        """The rows of one partition (NULL_PARTITION selects the NULL rows)."""
-        return data.partition_reader(column, value)
-
-    def _delete(self, where: list[str]) -> None:
-        if self.on_s3:
-            self.s3().delete(where)
-            return
-        for f in where:
-            p = Path(f)
-            try:
-                p.unlink(missing_ok=True)
-                p.parent.rmdir()  # only when empty
-            except OSError:
-                pass
-
-
-def _remove(tmp: Path) -> None:
-    """Remove a temporary file if it is there; never mask the error being handled
-    (its folder may be missing or be a file: that is often the error itself)."""
-    with contextlib.suppress(OSError):
-        tmp.unlink(missing_ok=True)
-
-
-def _value_of(folder: str) -> str:
-    return NULL_PARTITION if folder == _HIVE_NULL else unquote(folder)
-
-
-def _write_file(data: pa.RecordBatchReader, dest: Path, fmt: str, drop: str | None) -> int:
-    """Write ``data`` (less the column ``drop``) to ``dest``; the number of rows."""
-    import pyarrow as pa
-
-    schema = data.schema
-    if drop is not None:
-        schema = schema.remove(schema.get_field_index(drop))
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        for batch in data:
-            yield batch.drop_columns([drop]) if drop is not None else batch
-
-    rows = 0
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        with pq.ParquetWriter(dest, schema) as writer:
-            for batch in batches():
-                writer.write_batch(batch)
-                rows += batch.num_rows
-    elif fmt == "csv":
-        import pyarrow.csv as pacsv
-
-        with pacsv.CSVWriter(dest, schema) as writer:
-            for batch in batches():
-                writer.write_batch(batch)
-                rows += batch.num_rows
-    else:  # ndjson, through DuckDB: it writes every Arrow type as sensible JSON
-        import duckdb
-
-        con = duckdb.connect()
-        try:
-            con.register("__hw_sink", pa.RecordBatchReader.from_batches(schema, batches()))
-            row = con.execute("COPY __hw_sink TO $path (FORMAT json)", {"path": str(dest)})
-            result = row.fetchone()
-            rows = int(result[0]) if result else 0
-        finally:
-            con.close()
-    return rows

@@ -41,7 +41,7 @@ _BUILTIN_SOURCES = {
     "mysql": ("headwater.connectors.mysql", "MySQLSource"),
 }
 _BUILTIN_SINKS = {
-    "files": ("headwater.connectors.files", "FilesSink"),
+    "files": ("headwater.connectors.files_sink", "FilesSink"),
     "postgres": ("headwater.connectors.postgres", "PostgresSink"),
     "mysql": ("headwater.connectors.mysql", "MySQLSink"),
 }

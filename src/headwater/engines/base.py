@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 INTERNAL_SCHEMA = "_hw"
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"  # partition key of rows whose value is NULL
+HIDDEN_PREFIX = "_hw_"  # bookkeeping columns transforms and views do not see
+PARTITION_COLUMN = "_hw_file"  # hidden: the file (partition) a source row came from
 META_SCHEMA = "_hw_meta"  # bookkeeping that must commit with the data (windows, partitions)
 DEFAULT_ENV = "prod"
 
@@ -27,6 +29,11 @@ DEFAULT_ENV = "prod"
 def quote_ident(name: str) -> str:
     """``name`` as one SQL identifier (double quotes, embedded quotes doubled)."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    """``text`` as one SQL string literal (single quotes, embedded quotes doubled)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def public_schema(env: str) -> str:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from headwater import window_stats as wstats
 from headwater.engines.base import (
+    HIDDEN_PREFIX,
     INTERNAL_SCHEMA,
     META_SCHEMA,
     NULL_PARTITION,
@@ -26,7 +27,6 @@ class WarehouseBusyError(HeadwaterError):
     exit_code = 3
 
 
-HIDDEN_PREFIX = "_hw_"
 
 
 def _q(name: str) -> str:

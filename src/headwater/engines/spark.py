@@ -40,6 +40,7 @@ import pyarrow as pa
 
 from headwater.engines.base import (
     DEFAULT_ENV,
+    HIDDEN_PREFIX,
     INTERNAL_SCHEMA,
     Engine,
     TableStats,
@@ -62,7 +63,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HIDDEN_PREFIX = "_hw_"  # bookkeeping columns (the source file of a row) transforms do not see
 
 
 class SparkEngineError(HeadwaterError):
