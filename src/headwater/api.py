@@ -161,11 +161,10 @@ class Project:
             self.loaded, chosen, now or datetime.now(UTC))
         held = deferred_nodes(self.loaded, closed, chosen)
         deferred = {n: deferral_reason(src, closed[src]) for n, src in held.items()}
-        cache = self.state.file_hashes()
-        before = dict(cache)
+        before = self.state.file_hashes()
+        cache = before.copy()
         data_fps = source_data_fps(self.loaded, [n for n in chosen if n not in closed], cache)
-        if cache != before:
-            self.state.put_file_hashes({k: v for k, v in cache.items() if before.get(k) != v})
+        self.state.save_file_hashes(cache, before)
         plan = build_plan(
             self.loaded,
             env=env,
@@ -182,6 +181,7 @@ class Project:
                 for p in self.state.published(other).values() if p.physical and p.data_fp
             },
         )
+        plan.file_digests = cache
         if preview:
             self._preview_windows(plan, env)
         return plan

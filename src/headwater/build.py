@@ -28,6 +28,7 @@ from headwater.retry import with_retries
 
 if TYPE_CHECKING:
     from headwater.connectors.base import SinkResult
+    from headwater.connectors.filecache import FileDigests
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class BuildOutcome:
     partitions: dict[str, str] | None = None  # what a partition-wise sink wrote
     detail: str = ""  # what an incremental build processed
     checks: list[Any] = field(default_factory=list)  # headwater.checks.CheckResult
+    # an in-place table's version this build left: what the environment publishes
+    snapshot: str | None = None
 
 
 def build_node(
@@ -56,7 +59,7 @@ def build_node(
     previous_partitions: dict[str, str] | None = None,
     rebuild: bool = False,
     may_exist: bool = True,
-    hash_cache: dict[str, tuple[int, int, str]] | None = None,
+    hash_cache: FileDigests | None = None,
     upstream_identity: Mapping[str, str] | None = None,
     resolve: Callable[[str], str] | None = None,
     backfill: tuple[str, str] | None = None,
@@ -78,9 +81,11 @@ def build_node(
                                             delay=node.config.retry_delay),
                      fresh=rebuild, hash_cache=hash_cache)
         # sums per file or cursor range when it keeps them (new parts only), else a scan
-        src_stats = wstats.part_content(engine, physical) or engine.stats(physical)
+        src_stats = wstats.part_content(engine, physical) or engine.stats(
+            res.snapshot or physical)
         return BuildOutcome(src_stats.rows, src_stats, time.perf_counter() - t0,
-                            warnings=res.warnings, checks=res.checks, detail=res.describe())
+                            warnings=res.warnings, checks=res.checks, detail=res.describe(),
+                            snapshot=res.snapshot)
     if isinstance(node, SqlNode) and node.incremental is not None:
         from headwater.incremental_build import build_incremental
         from headwater.project.sql import render_sql
@@ -104,9 +109,10 @@ def build_node(
             raise _sql_error(node, exc, dialect) from None
         spec = node.incremental
         inc_stats = (spec.strategy == "window" and wstats.node_content(
-            engine, physical, spec.column, spec.grain or "day")) or engine.stats(physical)
+            engine, physical, spec.column, spec.grain or "day")) or engine.stats(
+            inc.snapshot or physical)
         return BuildOutcome(inc_stats.rows, inc_stats, time.perf_counter() - t0,
-                            detail=inc.summary, checks=results)
+                            detail=inc.summary, checks=results, snapshot=inc.snapshot)
     # A forced rebuild of a table that may be published builds beside it and swaps
     # only after its checks passed: readers never see an unchecked or missing table.
     # (``may_exist`` False: the caller knows no published table has this name.)

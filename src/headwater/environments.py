@@ -13,7 +13,8 @@ from typing import Any
 
 from headwater.engines.base import Engine
 from headwater.errors import HeadwaterError
-from headwater.state import StateStore
+from headwater.engines import versioning
+from headwater.state import PhysicalInfo, StateStore
 
 
 @dataclass
@@ -102,33 +103,67 @@ def promote(state: StateStore, engine: Engine, source_env: str, target_env: str)
 def collect_garbage(
     state: StateStore, engine: Engine, *, keep_versions: int = 1, dry_run: bool = False
 ) -> list[str]:
-    """Drop physical tables no environment points to, keeping the newest N per node."""
-    referenced = {
+    """Drop physical tables no environment uses, keeping the newest N others per node.
+
+    What a kept table reads stays too: the base table of a snapshot, the tables a view
+    reads. A kept base loses the archived rows no kept version of it shows.
+    """
+    physical = state.all_physical()
+    keep = {
         pub.physical
         for env in state.environments()
         for pub in state.published(env).values()
         if pub.physical
     }
     by_node: dict[str, list[tuple[str, str]]] = {}
-    for info in state.all_physical().values():
-        if info.physical not in referenced:
+    for info in physical.values():
+        if info.physical not in keep and info.meta.get("role") != "base":
             by_node.setdefault(info.node, []).append((info.created_at, info.physical))
-    doomed: list[str] = []
     for versions in by_node.values():
         versions.sort(reverse=True)
-        doomed.extend(p for _, p in versions[keep_versions:])
+        keep.update(p for _, p in versions[:keep_versions])
+    todo = list(keep)
+    while todo:  # what kept tables read
+        found = physical.get(todo.pop())
+        for needed in found.reads if found else []:
+            if needed not in keep:
+                keep.add(needed)
+                todo.append(needed)
+    doomed = [p for p in physical if p not in keep]
     # tables in the warehouse that the state store never recorded (a crash mid-build)
-    known = set(state.all_physical())
-    def base(p: str) -> str:
-        return p.removesuffix("__rejected").removesuffix("__quarantine")
-
-    orphans = [p for p in engine.physical_tables() if p not in known and base(p) not in known]
-    doomed.extend(orphans)
     present = engine.physical_tables()
-    doomed += [f"{p}{suffix}" for p in doomed for suffix in ("__rejected", "__quarantine")
-               if f"{p}{suffix}" in present]
+
+    def owner(p: str) -> str:
+        for suffix in ("__rejected", "__quarantine", "__archive"):
+            p = p.removesuffix(suffix)
+        return p
+
+    orphans = [p for p in present if p not in physical and owner(p) not in physical]
+    doomed.extend(p for p in orphans if p not in doomed)
+    doomed += [f"{p}{suffix}" for p in list(doomed) for suffix in ("__rejected", "__quarantine")
+               if f"{p}{suffix}" in present and f"{p}{suffix}" not in doomed]
     if not dry_run:
-        for physical in doomed:
-            engine.drop_physical(physical)
-            state.forget_physical(physical)
+        for name in doomed:
+            if physical.get(name) is not None and physical[name].meta.get("role") == "base":
+                versioning.forget(engine, name)
+            engine.drop_physical(name)
+            state.forget_physical(name)
+        for base, shown in _kept_versions(physical, keep).items():
+            if engine.exists(base):
+                current = versioning.head(engine, base)
+                versioning.vacuum(engine, base, shown | ({current} if current else set()))
     return sorted(doomed)
+
+
+def _kept_versions(physical: dict[str, PhysicalInfo], keep: set[str]) -> dict[str, set[int]]:
+    """Per kept base table, the versions of it that kept snapshots show."""
+    out: dict[str, set[int]] = {}
+    for name in keep:
+        info = physical.get(name)
+        if info is not None and info.meta.get("role") == "base":
+            out.setdefault(name, set())
+    for name in keep:
+        info = physical.get(name)
+        if info is not None and info.meta.get("base") in out:
+            out[info.meta["base"]].add(int(info.meta.get("version", 0)))
+    return out

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from headwater import window_stats as wstats
+from headwater.engines import versioning
 from headwater.engines.base import HIDDEN_PREFIX, INTERNAL_SCHEMA, META_SCHEMA, Engine
 from headwater.engines.base import quote_ident as _q
 from headwater.engines.base import quote_literal as _lit
@@ -29,6 +30,7 @@ DIMENSIONS = "(dimensions)"
 class IncrementalOutcome:
     summary: str
     processed: list[str]
+    snapshot: str | None = None  # the version of the table this build left (to publish)
 
 
 def _fq(physical: str) -> str:
@@ -192,7 +194,7 @@ def _windows(
     current, todo, vanished, reason = decide_windows(
         node, engine, physical, windowed, dim_fp, refs, fresh, backfill)
     if not fresh and not todo and not vanished:
-        return IncrementalOutcome("no window changed", [])
+        return IncrementalOutcome("no window changed", [], versioning.current(engine, physical))
 
     def condition(u: str) -> str:
         return wstats.window_predicate(spec.input_column, grain, todo, in_types.get(u))
@@ -200,16 +202,15 @@ def _windows(
     keep_stats = wstats.supported(engine)
     out_type = None if fresh else dict(engine.columns(physical)).get(spec.column)
     with engine.transaction():
+        change = versioning.begin(engine, physical, fresh=fresh)
         if fresh:
-            engine.execute(f"CREATE OR REPLACE TABLE {_fq(physical)} AS {render(refs(None))}")
+            change.create(render(refs(None)))
             engine.execute(f"DELETE FROM {meta} WHERE physical = ?", [physical])
         else:
             gone = sorted(todo | vanished)
-            engine.execute(f"DELETE FROM {_fq(physical)} WHERE"
-                           f" {wstats.window_predicate(spec.column, grain, gone, out_type)}")
+            change.retire(wstats.window_predicate(spec.column, grain, gone, out_type))
             if todo:
-                engine.execute(
-                    f"INSERT INTO {_fq(physical)} BY NAME {render(refs(condition))}")
+                change.insert(render(refs(condition)))
             engine.execute(
                 f"DELETE FROM {meta} WHERE physical = ? AND label IN"
                 f" ({', '.join(_lit(w) for w in [*gone, DIMENSIONS])})",
@@ -223,7 +224,9 @@ def _windows(
             wstats.record_windows(engine, physical, spec.column, grain,
                                   None if fresh else todo | vanished)
         verify(None if fresh else wstats.window_predicate(spec.column, grain, todo, out_type))
-    return IncrementalOutcome(describe_windows(todo, vanished, reason, fresh), sorted(todo))
+        snapshot = change.commit()
+    return IncrementalOutcome(describe_windows(todo, vanished, reason, fresh), sorted(todo),
+                              snapshot)
 
 
 def describe_windows(todo: set[str], vanished: set[str], reason: str, fresh: bool) -> str:
@@ -263,9 +266,11 @@ def _cursor(
 ) -> IncrementalOutcome:
     if fresh:
         with engine.transaction():
-            engine.execute(f"CREATE OR REPLACE TABLE {_fq(physical)} AS {render(refs(None))}")
+            change = versioning.begin(engine, physical, fresh=True)
+            change.create(render(refs(None)))
             verify(None)
-        return IncrementalOutcome("full build", [])
+            snapshot = change.commit()
+        return IncrementalOutcome("full build", [], snapshot)
     col = _q(spec.column)
     cutoff = engine.fetch(f"SELECT max({col}) FROM {_fq(physical)}")[0][0]
     lb = node.lookback
@@ -281,24 +286,22 @@ def _cursor(
 
     select = render(refs(condition if cutoff is not None else None))
     with engine.transaction():
+        change = versioning.begin(engine, physical, fresh=False)
         if spec.strategy == "append":
             if lb and cutoff is not None:
-                engine.execute(f"DELETE FROM {_fq(physical)} WHERE {col} > {bound}")
-            engine.execute(f"INSERT INTO {_fq(physical)} BY NAME {select}")
-            verify(f"{col} > {bound}" if cutoff is not None else None)
+                change.retire(f"{col} > {bound}")
+            change.insert(select)
         else:
             stage = _q("__hw_stage_" + physical)
             engine.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS {select}")
             keys = " AND ".join(f"s.{_q(k)} = {_fq(physical)}.{_q(k)}" for k in spec.key)
-            engine.execute(
-                f"DELETE FROM {_fq(physical)} WHERE EXISTS (SELECT 1 FROM {stage} AS s"
-                f" WHERE {keys})"
-            )
-            engine.execute(f"INSERT INTO {_fq(physical)} BY NAME SELECT * FROM {stage}")
+            change.retire(f"EXISTS (SELECT 1 FROM {stage} AS s WHERE {keys})")
+            change.insert(f"SELECT * FROM {stage}")
             engine.execute(f"DROP TABLE {stage}")
         verify(f"{col} > {bound}" if cutoff is not None else None)
+        snapshot = change.commit()
     what = "appended" if spec.strategy == "append" else "merged"
-    return IncrementalOutcome(f"{what} rows past {spec.column} = {cutoff}", [])
+    return IncrementalOutcome(f"{what} rows past {spec.column} = {cutoff}", [], snapshot)
 
 
 def _value_sql(value: Any) -> str:

@@ -23,14 +23,19 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from headwater import window_stats as wstats
 from headwater.engines.base import HIDDEN_PREFIX, Engine
 from headwater.engines.base import PARTITION_COLUMN as HIDDEN_PARTITION
+from headwater.engines import versioning
 from headwater.engines.base import quote_ident as _q
+from headwater.engines.base import quote_literal as _lit
 from headwater.errors import ConnectorError, HeadwaterError
 from headwater.project.nodes import SourceNode
+
+if TYPE_CHECKING:
+    from headwater.connectors.filecache import FileDigests
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,7 @@ class IngestResult:
     checks: list[Any] = field(default_factory=list)
     partitions: list[str] = field(default_factory=list)  # loaded (new or changed)
     vanished: list[str] = field(default_factory=list)  # removed
+    snapshot: str | None = None  # the version of an in-place table this load left
 
     def describe(self) -> str:
         if not self.partitions and not self.vanished:
@@ -62,14 +68,37 @@ class IngestResult:
         return "; ".join(parts)
 
 
+QUARANTINE = "__quarantine"
+
+
 def quarantine_table(physical: str) -> str:
-    return f"{physical}__quarantine"
+    return f"{physical}{QUARANTINE}"
+
+
+def _commit(change: versioning.Change) -> str:
+    """The new version of an in-place source, and of its quarantine, as snapshots."""
+    snapshot = change.commit()
+    if snapshot != change.base:
+        change.companion(QUARANTINE).commit_as(quarantine_table(snapshot))
+    return snapshot
+
+
+def _forget_quarantine(engine: Engine, physical: str) -> None:
+    """What a killed run may have left of the quarantine of a source loaded afresh."""
+    from headwater.engines.base import INTERNAL_SCHEMA
+
+    for table in (quarantine_table(physical), versioning.archive_name(quarantine_table(physical))):
+        if engine.exists(table):
+            engine.execute(f'DROP TABLE "{INTERNAL_SCHEMA}".{_q(table)}')
 
 
 def _check_incoming(
     node: SourceNode, engine: Engine, physical: str, stage: str, result: IngestResult
 ) -> None:
-    """Quarantine rows failing ``on_fail=quarantine`` checks, then run the rest."""
+    """Quarantine rows failing ``on_fail=quarantine`` checks, then run the rest.
+
+    The quarantine of an in-place source is versioned with it (rows carry the version
+    stamp of the stage; see ``finish_quarantine``)."""
     from headwater.checks import failing_condition, run_checks
     from headwater.engines.base import INTERNAL_SCHEMA
     from headwater.errors import CheckFailedError
@@ -196,17 +225,19 @@ def _ingest_partitions(
     previous_columns: list[tuple[str, str]] | None,
     hook: Callable[[str], None] | None,
     result: IngestResult,
+    change: versioning.Change,
 ) -> list[str]:
     """Load only new and changed partitions (files); drop the rows of vanished ones.
 
     Each row carries its partition in the hidden ``_hw_file`` column; which
     partitions (and digests) the table holds is kept in ``_hw_meta.partitions``,
-    written in the same transaction as the rows.
+    written in the same transaction as the rows. With ``change`` (a versioned
+    table) the replaced rows stay visible in earlier snapshots and the load ends
+    with a new one (``result.snapshot``).
     """
     from headwater.engines.base import INTERNAL_SCHEMA, META_SCHEMA
 
     meta = f'"{META_SCHEMA}".partitions'
-    table = f'"{INTERNAL_SCHEMA}".{_q(physical)}'
     current = dict(connector.partitions())
     stored = dict(engine.fetch(f"SELECT part, digest FROM {meta} WHERE physical = ?",
                                [physical])) if exists else {}
@@ -219,9 +250,14 @@ def _ingest_partitions(
         if not exists:
             engine.execute(f"DELETE FROM {meta} WHERE physical = ?", [physical])
             wstats.forget_parts(engine, physical, None)
+            _forget_quarantine(engine, physical)
         elif redo:
             marks = ", ".join("?" for _ in redo)
-            engine.execute(f'DELETE FROM {table} WHERE "{HIDDEN_PARTITION}" IN ({marks})', redo)
+            which = f"{_q(HIDDEN_PARTITION)} IN ({', '.join(_lit(p) for p in redo)})"
+            change.retire(which)
+            quarantine = change.companion(QUARANTINE)
+            if engine.exists(quarantine.base):  # its rows of those files go with them
+                quarantine.retire(which)
             engine.execute(f"DELETE FROM {meta} WHERE physical = ? AND part IN ({marks})",
                            [physical, *redo])
             wstats.forget_parts(engine, physical, redo)
@@ -230,12 +266,17 @@ def _ingest_partitions(
         for part in changed:
             engine.execute(f"INSERT INTO {meta} VALUES (?, ?, ?)",
                            [physical, part, current[part]])
+        result.snapshot = _commit(change)
 
     result.partitions = changed
     result.vanished = vanished
     if not changed:
         with engine.transaction():
             before()
+            if vanished or not exists:
+                result.snapshot = _commit(change)
+        if result.snapshot is None:
+            result.snapshot = versioning.current(engine, physical)
         return []
     connector.only_partitions = set(changed) if exists else None
     connector.tag_partitions = True
@@ -243,7 +284,8 @@ def _ingest_partitions(
     old_cols = engine.columns(physical) if exists else previous_columns
     projection, warnings = reconcile(node, engine.arrow_columns(reader.schema), old_cols)
     engine.load_arrow(physical, reader, projection, append=exists, stage_hook=hook,
-                      before=before, after=after)
+                      before=before, after=after,
+                      version=change.version if change.rows else None)
     return warnings
 
 
@@ -273,11 +315,11 @@ def ingest(
     retry: Callable[[Callable[[], Any]], Any],
     *,
     fresh: bool = False,
-    hash_cache: dict[str, tuple[int, int, str]] | None = None,
+    hash_cache: FileDigests | None = None,
 ) -> IngestResult:
     """Read the source and write ``physical``; appends when the source has a cursor.
 
-    ``hash_cache``: file digests by path (size, mtime, digest), as planning left them, so
+    ``hash_cache``: file digests by path, as planning left them, so
     that only new or touched files are read to be hashed again.
     """
     connector = node.meta["connector"](node.name, node.config, root, node.path)
@@ -288,21 +330,33 @@ def ingest(
     hook = (lambda stage: _check_incoming(node, engine, physical, stage, result)
             ) if node.checks else None
 
+    in_place = bool(cursor) or connector.partitioned
+
     def attempt() -> None:
         exists = engine.exists(physical) and not fresh
         appending = bool(cursor) and exists
+        change = versioning.begin(engine, physical, fresh=not exists) if in_place else None
         since, before, after = _cursor_bookkeeping(engine, physical, cursor, appending)
         try:
-            if connector.partitioned and not cursor:
+            if change is not None and connector.partitioned and not cursor:
                 warnings = _ingest_partitions(node, connector, engine, physical, exists,
-                                              previous_columns, hook, result)
+                                              previous_columns, hook, result, change)
             else:
                 old_cols = engine.columns(physical) if appending else previous_columns
                 reader = connector.read(since)
                 projection, warnings = reconcile(
                     node, engine.arrow_columns(reader.schema), old_cols)
+
+                def finish() -> None:
+                    if after is not None:
+                        after()
+                    if change is not None:
+                        result.snapshot = _commit(change)
+
                 engine.load_arrow(physical, reader, projection, append=appending,
-                                  stage_hook=hook, before=before, after=after)
+                                  stage_hook=hook, before=before, after=finish,
+                                  version=change.version if change is not None and change.rows
+                                  else None)
         except HeadwaterError:
             raise
         except Exception as exc:
@@ -331,7 +385,8 @@ def ingest(
                                 "reason": pa.array([], pa.string()),
                                 "raw": pa.array([], pa.string())})
         # always (re)built, so NAME__rejected shows the rejects of the latest load
-        engine.build_arrow(rejected_table(physical), rejects)
+        # one per version: what each snapshot's NAME__rejected shows stays as it was
+        engine.build_arrow(rejected_table(result.snapshot or physical), rejects)
         result.rejected = rejects.num_rows
         if rejects.num_rows:
             result.warnings.append(

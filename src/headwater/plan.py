@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from headwater.engines.base import DEFAULT_ENV
 from headwater.errors import ConnectorError, ProjectError
@@ -22,6 +22,9 @@ from headwater.fingerprint import combine, physical_name
 from headwater.project.loader import LoadedProject
 from headwater.project.nodes import Node, SourceNode
 from headwater.state import PhysicalInfo, Published
+
+if TYPE_CHECKING:
+    from headwater.connectors.filecache import FileDigests
 
 Action = Literal["skip", "publish", "run", "defer"]
 
@@ -36,6 +39,7 @@ class NodePlan:
     physical: str | None = None
     pending: bool = False  # fingerprint depends on upstreams built in this run
     rebuild: bool = False  # drop an appendable table and load it from scratch
+    forced: bool = False  # --full-refresh: built whatever the fingerprints say
     incremental: bool = False  # updated in place; runs when upstream content changed
     backfill: tuple[str, str] | None = None  # window labels [start, end) to recompute
     data_fp: str | None = None
@@ -53,6 +57,8 @@ class Plan:
     env: str
     nodes: list[NodePlan]
     identities: dict[str, str]  # content identity of every node known before the run
+    # the file digests planning computed: the run's loads reuse them (not serialised)
+    file_digests: FileDigests | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"env": self.env, "nodes": [n.to_json() for n in self.nodes]}
@@ -126,6 +132,7 @@ def build_plan(
             if backfill and name in backfill and not plan.rebuild:
                 start, end = backfill[name]
                 plan.action, plan.backfill = "run", (start, end)
+                plan.physical = current_base(name, plan.fingerprint or "", pub, physical)
                 plan.pending = bool(pending_up)
                 plan.reason = f"backfill {start} .. {end}"
             out.append(plan)
@@ -134,8 +141,9 @@ def build_plan(
                 (info.content_fp if info else None) or plan.fingerprint)
             continue
         if pending_up:
-            out.append(NodePlan(name, node.kind, "run", f"upstream {pending_up[0]} changed",
-                                pending=True, data_fp=data_fp))
+            out.append(NodePlan(name, node.kind, "run",
+                                "forced" if name in forced else f"upstream {pending_up[0]} changed",
+                                pending=True, data_fp=data_fp, forced=name in forced))
             ident[name] = None
             continue
         upstream = {u: ident[u] or "" for u in ups}
@@ -184,7 +192,9 @@ def decide(
                         data_fp=data_fp, upstream=upstream)
 
     if forced:
-        return plan("run", "forced")
+        forced_plan = plan("run", "forced")
+        forced_plan.forced = True
+        return forced_plan
     if pub is not None and pub.fingerprint == fp and (
             phys is None or (pub.physical or phys) in physical):
         # pub.physical may differ from the name fp gives: a node kept its table because
@@ -210,8 +220,9 @@ def decide_incremental(
     forced: bool,
     root: Path,
 ) -> NodePlan:
-    """An incremental transform keeps one table per code version and updates it in place."""
-    phys = physical_name(node.name, fp)
+    """An incremental transform keeps one table per code version and updates it in place
+    (each change a new version: see ``headwater.engines.versioning``)."""
+    phys = current_base(node.name, fp, pub, physical)
     ups = [r.name for r in node.refs]
     upstream = {u: ident.get(u) or "" for u in dict.fromkeys(ups)}
 
@@ -222,16 +233,77 @@ def decide_incremental(
                         pending=bool(pending_up) and action == "run", **kw)
 
     if forced:
-        return plan("run", "forced (rebuilt from scratch)", rebuild=True)
+        phys = new_base(node.name, fp, physical)
+        return plan("run", "forced (rebuilt from scratch)", rebuild=True, forced=True)
     if phys not in physical:
         return plan("run", why(node, pub, upstream, None, root) + " (full build)")
     if pending_up:
         return plan("run", f"upstream {pending_up[0]} changed (incremental)")
-    if pub is not None and pub.fingerprint == fp and pub.upstream == upstream:
-        return plan("skip", "up to date")
+    if (pub is not None and pub.fingerprint == fp and pub.upstream == upstream
+            and pub.physical in physical):
+        return _at(plan("skip", "up to date"), pub.physical)
+    shared = shared_snapshot(node.name, fp, physical, "inputs", upstream)
+    if shared is not None:
+        return _at(plan("publish", reuse_reason(physical[shared], "same code and inputs")),
+                   shared)
     changed = [u for u in upstream if pub is None or pub.upstream.get(u) != upstream[u]]
     what = f"upstream {changed[0]} changed" if changed else "new environment"
     return plan("run", f"{what} (incremental)")
+
+
+def _at(plan: NodePlan, physical: str | None) -> NodePlan:
+    """``plan`` showing ``physical`` (a version of its in-place table) rather than the base."""
+    plan.physical = physical
+    return plan
+
+
+def snapshot_base(physical: str) -> str:
+    """The in-place table a snapshot shows (a table that is no snapshot: itself)."""
+    from headwater.engines.versioning import parse_snapshot
+
+    parsed = parse_snapshot(physical)
+    return parsed[0] if parsed else physical
+
+
+def current_base(
+    name: str, fp: str, pub: Published | None, physical: Mapping[str, PhysicalInfo]
+) -> str:
+    """The in-place table an environment goes on from: the one it publishes a version of,
+    else the newest one of the same code, else the first of that code."""
+    if pub is not None and pub.fingerprint == fp and pub.physical:
+        return snapshot_base(pub.physical)
+    bases = [i for i in physical.values() if i.node == name and i.fingerprint == fp
+             and i.meta.get("role") == "base"]
+    if bases:
+        return max(bases, key=lambda i: i.created_at).physical
+    return physical_name(name, fp)
+
+
+def new_base(name: str, fp: str, physical: Mapping[str, PhysicalInfo]) -> str:
+    """A name for a new in-place table of the same code (a rebuild from scratch): the
+    versions other environments publish of the current one stay as they are."""
+    first = physical_name(name, fp)
+    if first not in physical:
+        return first
+    n = 1
+    while (candidate := physical_name(name, combine("generation", fp, {}, str(n)))) in physical:
+        n += 1
+    return candidate
+
+
+def shared_snapshot(
+    name: str, fp: str, physical: Mapping[str, PhysicalInfo], key: str, value: object
+) -> str | None:
+    """The newest recorded version of an in-place table of this code whose ``key`` (the
+    data it holds, the inputs it was built from) is ``value``: publishing it is free."""
+    found = [i for i in physical.values() if i.node == name and i.fingerprint == fp
+             and i.meta.get("base") and i.meta.get(key) == value]
+    return max(found, key=lambda i: i.created_at).physical if found else None
+
+
+def reuse_reason(info: PhysicalInfo, what: str) -> str:
+    when = info.created_at[:19].replace("T", " ")
+    return f"reusing the build of {when} ({what})"
 
 
 def appendable(node: SourceNode) -> bool:
@@ -251,20 +323,27 @@ def decide_appendable(
     root: Path,
     shared_data_fps: Mapping[str, str] | None = None,
 ) -> NodePlan:
-    """An incremental source keeps one physical table per config and appends to it."""
+    """An incremental source keeps one physical table per config and appends to it (each
+    load a new version: see ``headwater.engines.versioning``)."""
     fp = combine(node.kind, node.code_fp, {}, "appendable")
-    phys = physical_name(node.name, fp)
+    phys = current_base(node.name, fp, pub, physical)
 
     def plan(action: Action, reason: str, rebuild: bool = False) -> NodePlan:
         return NodePlan(node.name, node.kind, action, reason, fingerprint=fp, physical=phys,
-                        data_fp=data_fp, rebuild=rebuild)
+                        data_fp=data_fp, rebuild=rebuild, forced=forced)
 
     if forced:
+        phys = new_base(node.name, fp, physical)
         return plan("run", "forced (reloaded from scratch)", rebuild=True)
     built = phys in physical
-    if built and pub is not None and pub.fingerprint == fp and pub.data_fp == data_fp:
-        return plan("skip", "up to date")
+    if (built and pub is not None and pub.fingerprint == fp and pub.data_fp == data_fp
+            and pub.physical in physical):
+        return _at(plan("skip", "up to date"), pub.physical)
+    shared = shared_snapshot(node.name, fp, physical, "data_fp", data_fp) if data_fp else None
+    if shared is not None:
+        return _at(plan("publish", reuse_reason(physical[shared], "same data")), shared)
     if built and pub is None and (shared_data_fps or {}).get(phys) == data_fp:
+        # a table an older Headwater loaded (no versions): shared as it is
         return plan("publish", "sharing the table another environment loaded (same data)")
     if built:
         how = " (append past the cursor)" if getattr(node.config, "cursor", None) else ""
@@ -292,7 +371,7 @@ def why(
 def source_data_fps(
     project: LoadedProject,
     names: Iterable[str],
-    hash_cache: dict[str, tuple[int, int, str]] | None = None,
+    hash_cache: FileDigests | None = None,
 ) -> dict[str, str]:
     """Data fingerprints of the named sources (cheap change markers)."""
     from headwater.retry import with_retries

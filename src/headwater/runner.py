@@ -21,12 +21,14 @@ from headwater.engines.base import Engine
 from headwater.engines.base import quote_ident as _q
 from headwater.errors import HeadwaterError
 from headwater.fingerprint import combine, physical_name
-from headwater.plan import NodePlan, Plan
+from headwater.engines.versioning import parse_snapshot, same_projection
+from headwater.plan import NodePlan, Plan, reuse_reason, shared_snapshot
 from headwater.project.loader import LoadedProject
 from headwater.state import PhysicalInfo, Published, StateStore, now
 
 if TYPE_CHECKING:
     from headwater.build import BuildOutcome
+    from headwater.connectors.filecache import FileDigests
 
 
 log = logging.getLogger(__name__)
@@ -150,8 +152,8 @@ class Runner:
         self.physical_info = self.state.all_physical()
         self.physical_of = {n: p.physical for n, p in self.published.items() if p.physical}
         # file digests as planning left them: a source's load hashes only new files
-        self._hashes = self.state.file_hashes() if any(
-            n.kind == "source" and n.action == "run" for n in plan.nodes) else {}
+        self._hashes = plan.file_digests or (self.state.file_hashes() if any(
+            n.kind == "source" and n.action == "run" for n in plan.nodes) else None)
         self._records: list[dict[str, Any]] = []
         self.identities = dict(plan.identities)
         results: dict[str, NodeResult] = {}
@@ -234,16 +236,25 @@ class Runner:
             np.upstream, np.pending = upstream, False
             rebuilt = [u for u in ups
                        if self._results.get(u) and self._results[u].status == "executed"]
-            if (not np.rebuild and not np.backfill and pub is not None
-                    and pub.fingerprint == np.fingerprint
-                    and pub.upstream == upstream and np.physical in self.physical_info):
-                np.action = "skip"
+            if np.rebuild or np.backfill:
+                return
+            if (pub is not None and pub.fingerprint == np.fingerprint
+                    and pub.upstream == upstream and pub.physical in self.physical_info):
+                np.action, np.physical = "skip", pub.physical
                 np.reason = (f"upstream {rebuilt[0]} rebuilt, output unchanged" if rebuilt
                              else "up to date")
+                return
+            shared = shared_snapshot(np.name, np.fingerprint or "", self.physical_info,
+                                     "inputs", upstream)
+            if shared is not None:
+                np.action, np.physical = "publish", shared
+                np.reason = reuse_reason(self.physical_info[shared], "same code and inputs")
             return
         fp = combine(node.kind, node.code_fp, upstream, np.data_fp or "")
         np.fingerprint, np.upstream, np.pending = fp, upstream, False
         np.physical = None if node.kind == "sink" else physical_name(np.name, fp)
+        if np.forced:
+            return  # --full-refresh: built whatever the fingerprints say
         pub = self.published.get(np.name)
         changed = [u for u in ups if pub is None or pub.upstream.get(u) != upstream[u]]
         rebuilt = [u for u in ups if self._results.get(u) and self._results[u].status == "executed"]
@@ -297,12 +308,18 @@ class Runner:
                     return False  # it reads every column, and the content changed
                 # the old table must still hold what this node read: an incremental table
                 # is updated in place, and a run killed before recording it leaves it newer
+                # (a snapshot of a versioned table never changes: see engines.versioning)
                 upstream_node = self.project.nodes[u]
-                in_place = getattr(upstream_node, "incremental", None) is not None or (
-                    upstream_node.kind == "source")
+                in_place = (getattr(upstream_node, "incremental", None) is not None or (
+                    upstream_node.kind == "source")) and parse_snapshot(old) is None
                 if in_place and self._content(old) != pub.upstream.get(u):
                     return False
-                if self._projection_fp(old, cols) != self._projection_fp(new, cols):
+                was, now_ = parse_snapshot(old), parse_snapshot(new)
+                if was and now_ and was[0] == now_[0] and was[1] < now_[1]:
+                    # two versions of one table: compare what changed between them only
+                    if not same_projection(self.engine, was[0], was[1], now_[1], cols):
+                        return False
+                elif self._projection_fp(old, cols) != self._projection_fp(new, cols):
                     return False
             return True
         except Exception:  # lineage is an optimisation: never let it fail a run
@@ -333,9 +350,9 @@ class Runner:
         self._fp_cache[key] = f"{rows[0][0]}:{rows[0][1]}"
         return self._fp_cache[key]
 
-    def _file_hashes(self) -> dict[str, tuple[int, int, str]]:
-        """File digests planning recorded (read at the start of the run), a copy each."""
-        return dict(self._hashes)
+    def _file_hashes(self) -> FileDigests | None:
+        """File digests planning computed (or the stored ones), a copy each."""
+        return self._hashes.copy() if self._hashes is not None else None
 
     def _build(self, np: NodePlan) -> BuildOutcome:
         from headwater.build import build_node
@@ -395,15 +412,20 @@ class Runner:
                                         seconds=time.perf_counter() - started,
                                         error=f"{node.path}: {type(exc).__name__}: {exc}"), at)
             return
+        if outcome.snapshot is not None and outcome.snapshot != np.physical:
+            self._record_base(np, outcome)
+            np.physical = outcome.snapshot  # environments publish versions, never the base
         if np.physical is not None and outcome.stats is not None:
-            self.physical_info[np.physical] = PhysicalInfo(
-                np.physical, np.name, np.fingerprint or "", outcome.stats.content_fp,
-                outcome.stats.rows, outcome.stats.columns, now())
-            self.state.record_physical(
+            meta = self._meta(np, outcome)
+            at = self.state.record_physical(
                 physical=np.physical, node=np.name, kind=np.kind,
                 fingerprint=np.fingerprint or "", content_fp=outcome.stats.content_fp,
                 rows=outcome.stats.rows, columns=outcome.stats.columns, seconds=outcome.seconds,
+                meta=meta,
             )
+            self.physical_info[np.physical] = PhysicalInfo(
+                np.physical, np.name, np.fingerprint or "", outcome.stats.content_fp,
+                outcome.stats.rows, outcome.stats.columns, at, meta)
         if outcome.partitions is not None:
             self.state.set_sink_partitions(self.env, np.name, outcome.partitions)
         self._publish(np, outcome)
@@ -418,6 +440,37 @@ class Runner:
         self._finish(np, NodeResult(np.name, np.kind, "executed", reason,
                                     rows=outcome.rows, seconds=outcome.seconds,
                                     warnings=warnings, checks=checks), at)
+
+    def _record_base(self, np: NodePlan, outcome: BuildOutcome) -> None:
+        """Record the in-place table a new version was written to (once: its creation time
+        tells the newest base of a code version)."""
+        base = np.physical
+        known = self.physical_info.get(base or "")
+        if base is None or (known is not None and known.meta.get("role") == "base"
+                            and not np.rebuild):
+            return
+        at = self.state.record_physical(
+            physical=base, node=np.name, kind=np.kind, fingerprint=np.fingerprint or "",
+            content_fp=None, rows=None, columns=[], seconds=outcome.seconds,
+            meta={"role": "base"})
+        self.physical_info[base] = PhysicalInfo(base, np.name, np.fingerprint or "", None,
+                                                None, [], at, {"role": "base"})
+
+    def _meta(self, np: NodePlan, outcome: BuildOutcome) -> dict[str, Any]:
+        """What a new physical table was made from (see ``PhysicalInfo.meta``)."""
+        node = self.project.nodes[np.name]
+        meta: dict[str, Any] = {}
+        parsed = parse_snapshot(np.physical or "") if outcome.snapshot else None
+        if parsed is not None:
+            meta.update(base=parsed[0], version=parsed[1])
+            if node.kind == "source":
+                meta["data_fp"] = np.data_fp
+            else:
+                meta["inputs"] = dict(np.upstream)
+        if getattr(node, "materialized", None) == "view":
+            meta["reads"] = sorted({self.physical_of[u] for u in self.project.graph.upstream[
+                np.name] if u in self.physical_of})
+        return meta
 
     def _publish(self, np: NodePlan, outcome: BuildOutcome | None) -> None:
         node = self.project.nodes[np.name]

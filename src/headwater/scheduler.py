@@ -416,8 +416,8 @@ class Scheduler:
                 self.next_poll[source] = max(self.next_poll[source], utc(status.opens_at))
                 return None
         state = self.project.state
-        cache = state.file_hashes()
-        before = dict(cache)
+        before = state.file_hashes()
+        cache = before.copy()
         try:
             fp = source_data_fps(loaded, [source], cache)[source]
         except Exception as exc:  # a network hiccup must not stop the scheduler: poll again
@@ -425,8 +425,7 @@ class Scheduler:
                               else f"{type(exc).__name__}: {exc}")
             self.log.emit("sensor.error", f"sensor {source}: {text}", source=source, error=text)
             return None
-        if cache != before:
-            state.put_file_hashes({k: v for k, v in cache.items() if before.get(k) != v})
+        state.save_file_hashes(cache, before)
         published = state.published(self.env).get(source)
         if fp == self.ledger.sensor_seen.get(source) or (published and published.data_fp == fp):
             if self.ledger.sensor_seen.get(source) != fp:

@@ -13,12 +13,15 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from headwater.errors import StateError
+
+if TYPE_CHECKING:
+    from headwater.connectors.filecache import FileDigests
 
 SCHEMA_VERSION = 1
 
@@ -34,7 +37,8 @@ CREATE TABLE IF NOT EXISTS physical (
     rows INTEGER,
     columns TEXT,
     seconds REAL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    meta TEXT
 );
 CREATE INDEX IF NOT EXISTS physical_node ON physical (node, created_at);
 CREATE TABLE IF NOT EXISTS env_nodes (
@@ -49,12 +53,13 @@ CREATE TABLE IF NOT EXISTS env_nodes (
     published_at TEXT NOT NULL,
     PRIMARY KEY (env, node)
 );
-CREATE TABLE IF NOT EXISTS file_hashes (
+CREATE TABLE IF NOT EXISTS file_digests (
     path TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
+    stamp TEXT NOT NULL,
     digest TEXT NOT NULL
 );
+DROP TABLE IF EXISTS file_hashes;
 CREATE TABLE IF NOT EXISTS sink_partitions (
     env TEXT NOT NULL,
     sink TEXT NOT NULL,
@@ -100,6 +105,13 @@ CREATE TABLE IF NOT EXISTS run_nodes (
 """
 
 
+def _migrate(db: sqlite3.Connection) -> None:
+    """Columns later versions added to tables an older Headwater made."""
+    have = {r[1] for r in db.execute("PRAGMA table_info(physical)").fetchall()}
+    if "meta" not in have:
+        db.execute("ALTER TABLE physical ADD COLUMN meta TEXT")
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -127,6 +139,23 @@ class PhysicalInfo:
     rows: int | None
     columns: list[tuple[str, str]]
     created_at: str
+    # what the table was made from and of: {"base": in-place table a snapshot shows,
+    # "version", "data_fp": source data it holds, "inputs": upstream identities it was
+    # built from, "reads": physical tables a view reads, "role": "base"}
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reads(self) -> list[str]:
+        """Physical tables this one needs to exist (a snapshot its base, a view its inputs)."""
+        out = list(self.meta.get("reads", []))
+        if self.meta.get("base"):
+            out.append(self.meta["base"])
+        return out
+
+
+def _physical_info(r: tuple[Any, ...]) -> PhysicalInfo:
+    return PhysicalInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5] or "[]"), r[6],
+                        json.loads(r[7]) if r[7] else {})
 
 
 class StateStore:
@@ -142,6 +171,7 @@ class StateStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            _migrate(self._db)
             self._db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
@@ -187,14 +217,21 @@ class StateStore:
 
     # -- file content digests ---------------------------------------------
 
-    def file_hashes(self) -> dict[str, tuple[int, int, str]]:
-        rows = self._query("SELECT path, size, mtime_ns, digest FROM file_hashes")
-        return {r[0]: (r[1], r[2], r[3]) for r in rows}
+    def file_hashes(self) -> FileDigests:
+        """The file digests kept between runs (see ``headwater.connectors.filecache``)."""
+        from headwater.connectors.filecache import FileDigests
 
-    def put_file_hashes(self, entries: dict[str, tuple[int, int, str]]) -> None:
+        rows = self._query("SELECT path, size, stamp, digest FROM file_digests")
+        return FileDigests({r[0]: (r[1], r[2], r[3]) for r in rows})
+
+    def save_file_hashes(self, cache: FileDigests, before: FileDigests) -> None:
+        """Write back what ``cache`` learnt since it was read as ``before``."""
+        entries = cache.changed(before.stored)
+        if not entries:
+            return
         with self.transaction() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO file_digests VALUES (?, ?, ?, ?)",
                 [(k, *v) for k, v in entries.items()],
             )
 
@@ -216,24 +253,18 @@ class StateStore:
 
     def physical(self, name: str) -> PhysicalInfo | None:
         rows = self._query(
-            "SELECT physical, node, fingerprint, content_fp, rows, columns, created_at"
+            "SELECT physical, node, fingerprint, content_fp, rows, columns, created_at, meta"
             " FROM physical WHERE physical = ?",
             (name,),
         )
-        if not rows:
-            return None
-        r = rows[0]
-        return PhysicalInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5] or "[]"), r[6])
+        return _physical_info(rows[0]) if rows else None
 
     def all_physical(self) -> dict[str, PhysicalInfo]:
         rows = self._query(
-            "SELECT physical, node, fingerprint, content_fp, rows, columns, created_at"
+            "SELECT physical, node, fingerprint, content_fp, rows, columns, created_at, meta"
             " FROM physical"
         )
-        return {
-            r[0]: PhysicalInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5] or "[]"), r[6])
-            for r in rows
-        }
+        return {r[0]: _physical_info(r) for r in rows}
 
     def record_physical(
         self,
@@ -246,13 +277,18 @@ class StateStore:
         rows: int | None,
         columns: list[tuple[str, str]],
         seconds: float,
-    ) -> None:
+        meta: dict[str, Any] | None = None,
+    ) -> str:
+        """Record a physical table; returns the time it is recorded as created."""
+        at = now()
         with self.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO physical VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO physical (physical, node, kind, fingerprint, content_fp,"
+                " rows, columns, seconds, created_at, meta) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (physical, node, kind, fingerprint, content_fp, rows, json.dumps(columns),
-                 seconds, now()),
+                 seconds, at, json.dumps(meta) if meta else None),
             )
+        return at
 
     def forget_physical(self, physical: str) -> None:
         with self.transaction() as db:

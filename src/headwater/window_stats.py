@@ -36,6 +36,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
+from headwater.engines import versioning
 from headwater.engines.base import (
     HIDDEN_PREFIX,
     INTERNAL_SCHEMA,
@@ -186,6 +187,9 @@ def node_windows(engine: Engine, physical: str, column: str, grain: str) -> Sums
     None when it keeps none for that column (or a finer grain of it)."""
     if not supported(engine):
         return None
+    physical, is_head = versioning.resolve(engine, physical)
+    if not is_head:
+        return None  # sums describe a base's newest version: an older one is scanned
     for have in (grain, *_FINER.get(grain, ())):
         rows = _read(engine, physical, key_of(column, have), "")
         if rows is None:
@@ -206,7 +210,7 @@ def _read(engine: Engine, physical: str, key: str, part: str) -> list[tuple[Any,
 
 def node_content(engine: Engine, physical: str, column: str, grain: str) -> TableStats | None:
     """The content stats of a window node's table from its window sums (no scan)."""
-    cols = engine.columns(physical)
+    cols = _unversioned(engine.columns(physical))
     if any(c.startswith(HIDDEN_PREFIX) for c, _ in cols):
         return None
     sums = node_windows(engine, physical, column, grain)
@@ -378,7 +382,12 @@ def _parted(engine: Engine, physical: str) -> list[tuple[str, str]] | None:
     """The columns of a source whose rows are kept in parts (files or cursor ranges)."""
     if not supported(engine):
         return None
-    return engine.columns(physical)
+    return _unversioned(engine.columns(physical))
+
+
+def _unversioned(cols: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A table's columns but the version stamp (which is not part of its content)."""
+    return [(c, t) for c, t in cols if c != versioning.VERSION_FROM]
 
 
 def part_windows(engine: Engine, physical: str, column: str, grain: str, *,
@@ -386,6 +395,9 @@ def part_windows(engine: Engine, physical: str, column: str, grain: str, *,
     """Per-window sums of a source kept in parts (files, cursor ranges) read as
     ``column``/``grain`` windows (visible columns only, as transforms see them), or
     None if it is not one."""
+    physical, is_head = versioning.resolve(engine, physical)
+    if not is_head:
+        return None
     described = _parted(engine, physical)
     if described is None or column not in {c for c, _ in described}:
         return None

@@ -20,6 +20,8 @@ from headwater.config import NodeConfig, Seconds, TimeZoneName, WindowText
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from headwater.connectors.filecache import FileDigests
+
     from headwater.engines.base import Engine
 
 
@@ -65,8 +67,8 @@ class SourceConnector(ABC):
         self.config = config
         self.root = root
         self.config_path = config_path
-        # path -> (size, mtime_ns, digest), kept in the state store between runs
-        self.hash_cache: dict[str, tuple[int, int, str]] | None = None
+        # file digests kept in the state store between runs (see connectors.filecache)
+        self.hash_cache: FileDigests | None = None
 
     @abstractmethod
     def data_fingerprint(self) -> str:

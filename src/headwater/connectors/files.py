@@ -16,6 +16,7 @@ checked in Python before DuckDB reads the good ones.
 from __future__ import annotations
 
 import codecs
+import functools
 import glob as globmod
 import hashlib
 import json
@@ -236,9 +237,10 @@ class FilesSource(SourceConnector):
     def data_fingerprint(self) -> str:
         """Paths and content digests of every file, plus the config.
 
-        A local file's digest is recomputed only when its size or modification
-        time changed (``hash_cache`` remembers the rest), so touching a file or
-        re-delivering identical content is not a change. An S3 object's digest
+        A local file's digest is recomputed only when its stat changed (size,
+        modification and change time, inode: see ``headwater.connectors.filecache``),
+        so touching a file or re-delivering identical content is not a change, and an
+        edit in place with its modification time restored is. An S3 object's digest
         is its ETag, from one listing.
         """
         h = hashlib.sha256(self.config.model_dump_json().encode())
@@ -250,17 +252,12 @@ class FilesSource(SourceConnector):
         """Each file (relative path, or ``s3://`` URL) with its content digest (or ETag)."""
         if self.on_s3:
             return [(o.url, o.etag) for o in self.objects()]
+        from headwater.connectors.filecache import FileDigests
+
+        cache = self.hash_cache if self.hash_cache is not None else FileDigests()
         out = []
         for f in self.files():
-            st = f.stat()
-            key = str(f)
-            hit = self.hash_cache.get(key) if self.hash_cache is not None else None
-            if hit is not None and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
-                digest = hit[2]
-            else:
-                digest = _file_digest(f)
-                if self.hash_cache is not None:
-                    self.hash_cache[key] = (st.st_size, st.st_mtime_ns, digest)
+            digest = cache.digest(str(f), f.stat(), functools.partial(_file_digest, f))
             out.append((self._display(f), digest))
         return out
 

@@ -95,12 +95,14 @@ class Engine(ABC):
         stage_hook: Callable[[str], None] | None = None,
         before: Callable[[], None] | None = None,
         after: Callable[[], None] | None = None,
+        version: int | None = None,
     ) -> None:
         """Create (or, with ``append``, insert into) ``physical`` from Arrow data in one
         transaction. ``projection`` lists (column, input column or None for NULL, type);
         appends add columns the table lacks. ``stage_hook(staging_table)`` runs inside
         the transaction on the incoming rows before they are written (checks);
-        ``before``/``after`` run inside it too (partition bookkeeping)."""
+        ``before``/``after`` run inside it too (partition bookkeeping). ``version``:
+        the rows are stamped with it (``headwater.engines.versioning``)."""
 
     @abstractmethod
     def exists(self, physical: str) -> bool: ...

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headwater import window_stats as wstats
+from headwater.engines import versioning
 from headwater.engines.base import (
     HIDDEN_PREFIX,
     INTERNAL_SCHEMA,
@@ -51,6 +52,7 @@ def duckdb_column_equals(column: str, value: str) -> Any:
 
 class DuckDBEngine(Engine):
     window_stats = True  # keeps _hw_meta.window_stats (see headwater.window_stats)
+    versioned_rows = True  # in-place tables keep versions (see engines.versioning)
     name = "duckdb"
     dialect = "duckdb"
 
@@ -106,6 +108,7 @@ class DuckDBEngine(Engine):
                 " (physical VARCHAR, part VARCHAR, digest VARCHAR)"
             )
             self._con.execute(wstats.DDL)
+            self._con.execute(versioning.DDL)
             self.window_stats = True
         else:  # a warehouse made by an older Headwater may not have the table yet
             self.window_stats = bool(self._con.execute(
@@ -197,6 +200,7 @@ class DuckDBEngine(Engine):
         stage_hook: Callable[[str], None] | None = None,
         before: Callable[[], None] | None = None,
         after: Callable[[], None] | None = None,
+        version: int | None = None,
     ) -> None:
         cur = self.con
         view = f"__hw_arrow_{threading.get_ident()}"
@@ -204,6 +208,8 @@ class DuckDBEngine(Engine):
             f"CAST({_q(src) if src else 'NULL'} AS {typ}) AS {_q(col)}"
             for col, src, typ in projection
         )
+        if version is not None:
+            select += f", {int(version)}::BIGINT AS {_q(versioning.VERSION_FROM)}"
         source = f"SELECT {select} FROM {_q(view)}"
         cur.register(view, data)
         try:

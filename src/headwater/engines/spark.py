@@ -378,6 +378,7 @@ class SparkEngine(Engine):
         stage_hook: Callable[[str], None] | None = None,
         before: Callable[[], None] | None = None,
         after: Callable[[], None] | None = None,
+        version: int | None = None,  # Spark snapshots copy segment lists: no row stamps
     ) -> None:
         import pyarrow.parquet as pq
 

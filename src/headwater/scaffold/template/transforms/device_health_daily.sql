@@ -42,6 +42,7 @@ SELECT
     avg_signal_dbm,
     ROUND(p95_latency_ms, 1) AS p95_latency_ms,
     ROUND(uptime_share, 4) AS uptime_share,
+    -- a DECIMAL: averages of it downstream are exact, whatever order rows are summed in
     ROUND(100 * (0.5 * uptime_share + 0.2 * battery_ok_share + 0.3 * latency_score), 1)
-        AS health_score
+        ::DECIMAL(5, 1) AS health_score
 FROM components
