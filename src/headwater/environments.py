@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from headwater.engines import versioning
 from headwater.engines.base import Engine
 from headwater.errors import HeadwaterError
-from headwater.engines import versioning
 from headwater.state import PhysicalInfo, StateStore
 
 

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headwater import window_stats as wstats
+from headwater.engines import versioning
 from headwater.engines.base import HIDDEN_PREFIX, Engine
 from headwater.engines.base import PARTITION_COLUMN as HIDDEN_PARTITION
-from headwater.engines import versioning
 from headwater.engines.base import quote_ident as _q
 from headwater.engines.base import quote_literal as _lit
 from headwater.errors import ConnectorError, HeadwaterError
@@ -235,7 +235,7 @@ def _ingest_partitions(
     table) the replaced rows stay visible in earlier snapshots and the load ends
     with a new one (``result.snapshot``).
     """
-    from headwater.engines.base import INTERNAL_SCHEMA, META_SCHEMA
+    from headwater.engines.base import META_SCHEMA
 
     meta = f'"{META_SCHEMA}".partitions'
     current = dict(connector.partitions())

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from headwater.engines.base import Engine
 from headwater.engines.base import quote_ident as _q
+from headwater.engines.versioning import parse_snapshot, same_projection
 from headwater.errors import HeadwaterError
 from headwater.fingerprint import combine, physical_name
-from headwater.engines.versioning import parse_snapshot, same_projection
 from headwater.plan import NodePlan, Plan, reuse_reason, shared_snapshot
 from headwater.project.loader import LoadedProject
 from headwater.state import PhysicalInfo, Published, StateStore, now

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from headwater.connectors.filecache import FileDigests
-
     from headwater.engines.base import Engine
 
 

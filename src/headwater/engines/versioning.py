@@ -190,7 +190,8 @@ def adopt(engine: Engine, base: str) -> None:
     if rows_versioned(engine):
         cols = {c for c, _ in engine.columns(base)}
         if VERSION_FROM not in cols:
-            engine.execute(f"ALTER TABLE {_fq(base)} ADD COLUMN {_q(VERSION_FROM)} BIGINT DEFAULT 0")
+            engine.execute(
+                f"ALTER TABLE {_fq(base)} ADD COLUMN {_q(VERSION_FROM)} BIGINT DEFAULT 0")
         Change(engine, base, 0)._sync_archive()
     make_snapshot(engine, base, 0, snapshot_name(base, 0))
     engine.execute(f"INSERT INTO {VERSIONS} (base, version, snapshot) VALUES (?, 0, ?)",
