@@ -9,6 +9,7 @@ crash leaves both as they were and the next run redoes exactly what is missing.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -101,7 +102,8 @@ def build_incremental(
     if spec.strategy == "window":
         return _windows(node, engine, physical, spec, windowed, in_types, dim_fp, refs, render,
                         fresh, check, backfill)
-    return _cursor(node, engine, physical, spec, refs, render, fresh, check)
+    inputs = _Inputs(dict(upstream_physical), dict(upstream_identity), set(windowed))
+    return _cursor(node, engine, physical, spec, refs, render, fresh, check, inputs)
 
 
 def decide_windows(
@@ -263,12 +265,14 @@ def _cursor(
     render: Callable[[Mapping[str, str]], str],
     fresh: bool,
     verify: Callable[[str | None], None],
+    inputs: _Inputs,
 ) -> IncrementalOutcome:
     if fresh:
         with engine.transaction():
             change = versioning.begin(engine, physical, fresh=True)
             change.create(render(refs(None)))
             verify(None)
+            inputs.record(engine, physical)
             snapshot = change.commit()
         return IncrementalOutcome("full build", [], snapshot)
     col = _q(spec.column)
@@ -284,6 +288,16 @@ def _cursor(
     def condition(_u: str) -> str:
         return f"{in_col} > {bound}"
 
+    moved = None if cutoff is None else inputs.moved(engine, physical, f"{in_col} <= {bound}")
+    if moved is not None:  # what was consumed changed: start again (as a new version)
+        with engine.transaction():
+            change = versioning.begin(engine, physical, fresh=False)
+            change.retire(None)
+            change.insert(render(refs(None)))
+            verify(None)
+            inputs.record(engine, physical)
+            snapshot = change.commit()
+        return IncrementalOutcome(f"rebuilt from scratch: {moved}", [], snapshot)
     select = render(refs(condition if cutoff is not None else None))
     with engine.transaction():
         change = versioning.begin(engine, physical, fresh=False)
@@ -299,9 +313,78 @@ def _cursor(
             change.insert(f"SELECT * FROM {stage}")
             engine.execute(f"DROP TABLE {stage}")
         verify(f"{col} > {bound}" if cutoff is not None else None)
+        inputs.record(engine, physical)
         snapshot = change.commit()
     what = "appended" if spec.strategy == "append" else "merged"
     return IncrementalOutcome(f"{what} rows past {spec.column} = {cutoff}", [], snapshot)
+
+
+@dataclass
+class _Inputs:
+    """What an append or merge node reads, and whether what it consumed stayed the same.
+
+    Such a node processes only input rows past its cursor, which equals a full build
+    only while the rows at or before the cursor do not change and its other inputs
+    (dimensions, read whole) do not change at all. Each build records its inputs
+    (``_hw_meta.windows``, labels ``input:NAME``, in the build's transaction); the next
+    checks them (for two versions of one table from the rows that changed in between)
+    and rebuilds from scratch when they moved, saying why.
+    """
+
+    physical: dict[str, str]
+    identity: dict[str, str]
+    windowed: set[str]
+
+    def record(self, engine: Engine, physical: str) -> None:
+        meta = f"{_q(META_SCHEMA)}.windows"
+        engine.execute(f"DELETE FROM {meta} WHERE physical = ? AND starts_with(label, ?)",
+                       [physical, INPUT])
+        for u in sorted(self.physical):
+            engine.execute(f"INSERT INTO {meta} VALUES (?, ?, ?)", [
+                physical, INPUT + u,
+                json.dumps({"physical": self.physical[u], "identity": self.identity.get(u, "")})])
+
+    def moved(self, engine: Engine, physical: str, consumed: str) -> str | None:
+        """None while the input rows matching ``consumed`` are as the last build saw them;
+        else why not."""
+        meta = f"{_q(META_SCHEMA)}.windows"
+        stored = dict(engine.fetch(f"SELECT label, fp FROM {meta} WHERE physical = ? AND"
+                                   " starts_with(label, ?)", [physical, INPUT]))
+        if not stored:
+            return "it has no record of the inputs it was built from"
+        for u, phys in sorted(self.physical.items()):
+            if INPUT + u not in stored:
+                return f"{u} is a new input"
+            prev = json.loads(stored[INPUT + u])
+            if u not in self.windowed:
+                if prev["identity"] != self.identity.get(u, ""):
+                    return f"{u} (read whole) changed"
+                continue
+            if prev["physical"] != phys and not _same_rows(engine, prev["physical"], phys,
+                                                           consumed):
+                return f"rows of {u} at or before the cursor changed"
+        return None
+
+
+INPUT = "input:"
+
+
+def _same_rows(engine: Engine, old: str, new: str, where: str) -> bool:
+    """Whether two tables hold the same visible rows among those matching ``where``."""
+    cols = [c for c, _ in engine.columns(new) if not c.startswith(HIDDEN_PREFIX)]
+    was, now = versioning.parse_snapshot(old), versioning.parse_snapshot(new)
+    if was and now and was[0] == now[0] and was[1] <= now[1]:
+        return versioning.same_projection(engine, was[0], was[1], now[1], cols, where)
+    if not engine.exists(old) or {c for c, _ in engine.columns(old)} < set(cols):
+        return False
+    listed = ", ".join(_q(c) for c in cols)
+
+    def summed(table: str) -> list[tuple[Any, ...]]:
+        return engine.fetch(
+            f"SELECT count(*), coalesce(sum(hash(struct_pack({listed}))::HUGEINT), 0)::VARCHAR"
+            f" FROM {_fq(table)} WHERE {where}")
+
+    return summed(old) == summed(new)
 
 
 def _value_sql(value: Any) -> str:

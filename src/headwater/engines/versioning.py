@@ -235,23 +235,26 @@ def head_snapshot(engine: Engine, base: str) -> str:
     return name
 
 
-def same_projection(engine: Engine, base: str, old: int, new: int, columns: list[str]) -> bool:
+def same_projection(engine: Engine, base: str, old: int, new: int, columns: list[str],
+                    where: str | None = None) -> bool:
     """Whether versions ``old`` and ``new`` of ``base`` hold the same rows of ``columns``
-    (as a multiset), from what changed between them only: the rows added after ``old``
-    and still there at ``new`` against the rows removed in between."""
+    (as a multiset; ``where``: among the rows matching it), from what changed between
+    them only: the rows added after ``old`` and still there at ``new`` against the rows
+    removed in between."""
     if not rows_versioned(engine):
         return False
     a, b = int(old), int(new)
     cols = ", ".join(_q(c) for c in columns)
     vf, vt = _q(VERSION_FROM), _q(VERSION_TO)
     base_t, archive = _fq(base), _fq(archive_name(base))
+    also = f" AND ({where})" if where else ""
     summed = f"count(*), coalesce(sum(hash(struct_pack({cols}))::HUGEINT), 0)::VARCHAR"
     added = engine.fetch(
         f"SELECT {summed} FROM (SELECT {cols} FROM {base_t} WHERE {vf} > {a} AND {vf} <= {b}"
-        f" UNION ALL SELECT {cols} FROM {archive} WHERE {vf} > {a} AND {vf} <= {b}"
-        f" AND {vt} > {b})")
+        f"{also} UNION ALL SELECT {cols} FROM {archive} WHERE {vf} > {a} AND {vf} <= {b}"
+        f" AND {vt} > {b}{also})")
     removed = engine.fetch(f"SELECT {summed} FROM {archive} WHERE {vf} <= {a} AND {vt} > {a}"
-                           f" AND {vt} <= {b}")
+                           f" AND {vt} <= {b}{also}")
     return bool(added == removed)
 
 
