@@ -11,7 +11,6 @@ import datetime as dt
 import logging
 import os
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -161,7 +160,7 @@ def test_identifiers_are_quoted_never_injected(admin: Any, db: str, engine: Duck
     run(admin, f"CREATE TABLE `{db}`.y (id INT)")
     odd = source(table=f"{db}.`x; drop table y`")
     assert sorted(read_all(odd).column("id").to_pylist()) == [1, 2]
-    assert odd.data_fingerprint().startswith("table:2:")
+    assert odd.data_fingerprint().startswith("content:2:")
     for src in (source(table=f"{db}.y; DROP TABLE {db}.y"),
                 source(table=f"{db}.y", cursor="id` > 0; DROP TABLE y; --")):
         with pytest.raises(ConnectorError):
@@ -187,13 +186,18 @@ def test_fingerprint_is_a_change_marker(admin: Any, db: str) -> None:
     run(admin, f"INSERT INTO `{db}`.t SELECT seq, 'v' FROM seq_1_to_10")
     tab = source(table=f"{db}.t")
     fp1 = tab.data_fingerprint()
-    assert fp1 == tab.data_fingerprint() and fp1.startswith("table:10:")
-    time.sleep(1.1)  # UPDATE_TIME has a one-second resolution
+    assert fp1 == tab.data_fingerprint() and fp1.startswith("content:10:")
+    # at once, in the same second (UPDATE_TIME, which has a second's resolution, missed it)
     run(admin, f"UPDATE `{db}`.t SET v = 'w' WHERE id = 3")
     assert tab.data_fingerprint() != fp1
+    run(admin, f"UPDATE `{db}`.t SET v = 'v' WHERE id = 3")  # back as it was
+    assert tab.data_fingerprint() == fp1
     assert source(table=f"{db}.t", cursor="id").data_fingerprint() == "cursor:10:10"
-    q = source(query=f"SELECT * FROM `{db}`.t WHERE id > 5").data_fingerprint()
-    assert q.startswith("query:") and q.endswith(":5")
+    q = source(query=f"SELECT * FROM `{db}`.t WHERE id > 5")
+    fq = q.data_fingerprint()
+    assert fq.startswith("content:5:")
+    run(admin, f"UPDATE `{db}`.t SET v = 'z' WHERE id = 7")  # same count
+    assert q.data_fingerprint() != fq
 
 
 # -- failures, secrets, retries -----------------------------------------------------------

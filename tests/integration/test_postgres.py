@@ -165,7 +165,7 @@ def test_identifiers_are_quoted_never_injected(admin: Any, schema: str, driver: 
         CREATE TABLE "{schema}".y (id int)""")
     odd = source(table=f'{schema}."x; drop table y"', driver=driver)
     assert sorted(read_all(odd).column("id").to_pylist()) == [1, 2]
-    assert odd.data_fingerprint().startswith("table:2:")
+    assert odd.data_fingerprint().startswith("content:2:")
     hostile = [
         source(table=f"{schema}.y; DROP TABLE {schema}.y", driver=driver),
         source(table=f"{schema}.y", cursor='id" > 0; DROP TABLE y; --', driver=driver),
@@ -255,8 +255,11 @@ def test_fingerprint_is_a_change_marker(admin: Any, schema: str) -> None:
     assert cur.data_fingerprint() == "cursor:11:11"
     q = source(query=f'SELECT * FROM "{schema}".t WHERE id > 5')
     fq = q.data_fingerprint()
-    assert fq.startswith("query:") and fq.endswith(":6")
+    assert fq.startswith("content:6:")
     assert source(query=f'SELECT * FROM "{schema}".t WHERE id > 6').data_fingerprint() != fq
+    # an update behind a query, with the row count unchanged, is seen at once
+    admin.execute(f"""UPDATE "{schema}".t SET v = 'z' WHERE id = 7""")
+    assert q.data_fingerprint() != fq
 
 
 # -- failures, secrets, retries -----------------------------------------------------------

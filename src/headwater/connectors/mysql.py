@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -474,17 +473,16 @@ class MySQLSource(MySQLConnector, SourceConnector):
                                         " AS _hw_f", []))
                     mx, n = cur.fetchone()
                     return f"cursor:{mx}:{n}"
-                cur.execute(f"SELECT count(*) FROM ({base}) AS _hw_f")
-                count = cur.fetchone()[0]
-                if self.config.query is not None:
-                    digest = hashlib.md5(self.config.query.encode()).hexdigest()
-                    return f"query:{digest}:{count}"
-                schema, table = split_table(self.config.table or "", DIALECT)
-                cur.execute("SELECT CAST(UPDATE_TIME AS CHAR) FROM information_schema.tables"
-                            " WHERE TABLE_SCHEMA = COALESCE(%s, DATABASE()) AND TABLE_NAME = %s",
-                            [schema, table])
-                row = cur.fetchone()
-                return f"table:{count}:{row[0] if row else 'nostats'}"
+                # the content itself, hashed by the server (an order-independent sum of
+                # row hashes): UPDATE_TIME has a resolution of a second and is lost on a
+                # restart, a row count misses updates
+                cur.execute(f"SELECT * FROM ({base}) AS _hw_f LIMIT 0")
+                cols = ", ".join(f"_hw_f.{ident(d[0], DIALECT)}" for d in cur.description)
+                cur.execute("SELECT count(*), CAST(COALESCE(SUM(CAST(CONV(LEFT(MD5("
+                            f"JSON_ARRAY({cols})), 15), 16, 10) AS UNSIGNED)), 0) AS CHAR)"
+                            f" FROM ({base}) AS _hw_f")
+                count, total = cur.fetchone()
+                return f"content:{count}:{total}"
         except HeadwaterError:
             raise
         except Exception as exc:

@@ -78,7 +78,6 @@ the source or sink and ``host:port/database``, never the password.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -242,17 +241,12 @@ class PostgresSource(_PgConnector, SourceConnector):
                 q = ident(cursor, DIALECT)
                 row = session.execute(f"SELECT max({q})::text, count(*) FROM ({base}) AS _hw_f")
                 return f"cursor:{row[0][0]}:{row[0][1]}"
-            count = session.execute(f"SELECT count(*) FROM ({base}) AS _hw_f")[0][0]
-            if self.config.query is not None:
-                digest = hashlib.md5(self.config.query.encode()).hexdigest()
-                return f"query:{digest}:{count}"
-            schema, table = split_table(self.config.table or "", DIALECT)
-            regclass = ".".join(ident(p, DIALECT) for p in (schema, table) if p)
-            stats = session.execute(
-                "SELECT n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables"
-                " WHERE relid = to_regclass(\x00)", [regclass])
-            marks = ":".join(str(v) for v in stats[0]) if stats else "nostats"
-            return f"table:{count}:{marks}"
+            # the content itself, hashed by the server (an order-independent sum of row
+            # hashes): row counts and pg_stat counters miss updates and lag behind
+            found = session.execute(
+                "SELECT count(*), coalesce(sum(('x' || left(md5(_hw_f::text), 15))::bit(60)"
+                f"::bigint), 0)::text FROM ({base}) AS _hw_f")
+            return f"content:{found[0][0]}:{found[0][1]}"
         except HeadwaterError:
             raise
         except Exception as exc:
