@@ -33,6 +33,10 @@ RUN_OPS = ("run", "kill", "promote", "gc", "reset")  # touch the warehouse
 # once it is fixed, to have the generator emit `pay_update` / `pay_delete` too.
 CURSOR_UPDATES = os.environ.get("HW_ORACLE_CURSOR_UPDATES", "") == "1"
 
+# kinds of operation (as ``kind_of`` names them: pg_delete, code:remove_node, run:dev:full,
+# telemetry_drift ...) the generator leaves out, to look past a bug already known
+WITHOUT = {k.strip() for k in os.environ.get("HW_ORACLE_WITHOUT", "").split(",") if k.strip()}
+
 SELECTIONS = ("stg_telemetry+", "+overall", "daily", "tag:staging", "orders+", "report",
               "+report", "device_totals", "kind:python", "telemetry+", "devices+",
               "daily_region", "payments+")
@@ -67,7 +71,14 @@ def telemetry_files(root: Path) -> list[Path]:
 
 
 def random_ops(rng: random.Random, world: World) -> list[Op]:
-    """The next few operations (a dev cycle is several)."""
+    """The next few operations (a dev cycle is several), none of a kind in ``WITHOUT``."""
+    while True:
+        ops = _random_ops(rng, world)
+        if not any(kind_of(op) in WITHOUT or op["op"] in WITHOUT for op in ops):
+            return ops
+
+
+def _random_ops(rng: random.Random, world: World) -> list[Op]:
     code = world.code
     broken = [k for k, v in code.items() if (k, v) in P.BROKEN]
     if broken and rng.random() < 0.5:  # a failure is fixed soon after it appears
