@@ -351,6 +351,15 @@ class SparkEngine(Engine):
                 rel, schema, metrics = self._write_df(self._df(tree), physical)
                 self.catalog.put(physical, Entry("table", schema, (rel,), metrics=metrics))
 
+    def snapshot_table(self, physical: str, name: str) -> None:
+        """``name``: the current version of ``physical``, frozen (its segment list, copied;
+        segments are immutable files, kept while any table lists them)."""
+        entry = self.catalog.get(physical)
+        if entry is None:
+            raise SparkEngineError(f"table {physical} does not exist")
+        with self.transaction():
+            self.catalog.put(name, entry)
+
     def build_frame(self, physical: str, df: Any) -> None:
         """Create ``physical`` from a Spark DataFrame (a Python transform's result)."""
         with self.transaction():

@@ -35,6 +35,7 @@ LOG_LIMIT = 500  # commits appended to the log before the next snapshot
 META_TABLES: dict[str, list[str]] = {
     "windows": ["physical", "label", "fp"],
     "partitions": ["physical", "part", "digest"],
+    "versions": ["base", "version", "snapshot", "made_at"],  # engines.versioning
 }
 _DELETED = object()
 

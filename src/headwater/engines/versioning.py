@@ -73,7 +73,8 @@ def rows_versioned(engine: Engine) -> bool:
 
 def head(engine: Engine, base: str) -> int | None:
     """The newest version of ``base`` (None: never versioned)."""
-    rows = engine.fetch(f"SELECT max(version) FROM {VERSIONS} WHERE base = ?", [base])
+    rows = engine.fetch(f"SELECT max(CAST(version AS BIGINT)) FROM {VERSIONS} WHERE base = ?",
+                        [base])
     return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
 
