@@ -471,6 +471,25 @@ def _views(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], str | None]:
     return out
 
 
+def _base(physical: str) -> str:
+    """The in-place table a published snapshot shows (its bookkeeping is the base's)."""
+    from headwater.engines.versioning import parse_snapshot
+
+    parsed = parse_snapshot(physical)
+    return parsed[0] if parsed else physical
+
+
+HEAD = 'SELECT * EXCLUDE ("_hw_vf") FROM "_hw"."{}"'  # a base's rows as its newest version
+
+
+def _head(con: duckdb.DuckDBPyConnection, physical: str) -> str:
+    """SQL reading a table's current rows without the version stamp (if it has one)."""
+    cols = {c for (c,) in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = '_hw'"
+        " AND table_name = ?", [physical]).fetchall()}
+    return f"({HEAD.format(physical)})" if "_hw_vf" in cols else f'"_hw"."{physical}"'
+
+
 def check_project(root: Path, inputs: Inputs | None = None) -> list[str]:
     """Everything that must hold after a kill -9, whenever it landed.
 
@@ -523,11 +542,8 @@ def check_project(root: Path, inputs: Inputs | None = None) -> list[str]:
                 problems.append(f"view {name} reads no physical table ({physical})")
                 continue
             physical_of[name] = physical
-            node = project.nodes.get(name)
-            in_place = name in INCREMENTAL or name.startswith("inc_orders_") or (
-                node is not None and node.kind == "source")
-            if in_place:
-                continue  # updated in place: checked against its bookkeeping below
+            # a snapshot of an in-place table is as immutable as a table built whole: its
+            # rows are checked like theirs, its base against its bookkeeping below
             rec = recorded.get(physical)
             if rec is None:
                 problems.append(f"view {name} reads {physical}, which was never recorded")
@@ -543,6 +559,7 @@ def check_project(root: Path, inputs: Inputs | None = None) -> list[str]:
             phys = physical_of.get(src)
             if phys is None:
                 continue
+            phys = _base(phys)
             meta = {p for (p,) in con.execute(
                 'SELECT part FROM "_hw_meta".partitions WHERE physical = ?', [phys]).fetchall()}
             held = dict(con.execute(
@@ -556,6 +573,7 @@ def check_project(root: Path, inputs: Inputs | None = None) -> list[str]:
                     problems.append(f"{src}: files not held exactly once: {bad}")
         phys = physical_of.get("orders")
         if phys is not None:
+            phys = _base(phys)
             n, distinct, top = con.execute(
                 f'SELECT count(*), count(DISTINCT id), max(id) FROM "_hw"."{phys}"').fetchall()[0]
             if n != distinct:
@@ -567,6 +585,7 @@ def check_project(root: Path, inputs: Inputs | None = None) -> list[str]:
         for name, key in (("inc_orders_append", "id"), ("inc_orders_merge", "id")):
             phys = physical_of.get(name)
             if phys is not None:
+                phys = _base(phys)
                 n, distinct = con.execute(
                     f'SELECT count(*), count(DISTINCT "{key}") FROM "_hw"."{phys}"').fetchall()[0]
                 if n != distinct:
@@ -578,6 +597,7 @@ def check_project(root: Path, inputs: Inputs | None = None) -> list[str]:
             node = project.nodes.get(name)
             if phys is None or node is None:
                 continue
+            phys = _base(phys)
             spec = node.incremental
             label = window_label_sql('"' + spec.column + '"', spec.grain)
             in_label = window_label_sql('"' + spec.input_column + '"', spec.grain)
@@ -585,7 +605,7 @@ def check_project(root: Path, inputs: Inputs | None = None) -> list[str]:
                 'SELECT label, fp FROM "_hw_meta".windows WHERE physical = ?', [phys]).fetchall())
             held = dict(con.execute(
                 f'SELECT {label} AS w, count(*)::VARCHAR || \':\' ||'
-                f' coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM "_hw"."{phys}" t'
+                f" coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM {_head(con, phys)} t"
                 " GROUP BY w").fetchall())
             orphans = sorted(set(held) - set(stored))
             if orphans:
@@ -678,8 +698,9 @@ def stats_problems(con: Any) -> list[str]:
             continue  # not (yet) complete: never used
         del sums[ws.MARK]
         table = f'"_hw"."{physical}"'
-        try:  # DESCRIBE, as the engine reads column types
-            cols = [(str(r[0]), str(r[1])) for r in con.execute(f"DESCRIBE {table}").fetchall()]
+        try:  # DESCRIBE, as the engine reads column types (the version stamp is no content)
+            cols = [(str(r[0]), str(r[1])) for r in con.execute(f"DESCRIBE {table}").fetchall()
+                    if str(r[0]) != "_hw_vf"]
         except duckdb.Error:
             problems.append(f"window_stats kept for {physical}, which is gone")
             continue

@@ -87,6 +87,10 @@ def print_summary(console: Console, result: RunResult) -> None:
         f"{c['failed']} failed" + (f", {c['deferred']} deferred" if c["deferred"] else "")
         + f" in {result.seconds:.2f}s"
     )
+    if result.behind:
+        shown = ", ".join(result.behind[:8]) + (" ..." if len(result.behind) > 8 else "")
+        console.print(f"[yellow]behind[/] (not selected, downstream of what changed): {shown}"
+                      " — a run that includes them catches up")
     checks = [ch for n in result.nodes for ch in n.checks]
     if checks:
         passed = sum(1 for ch in checks if ch["status"] == "pass")

@@ -62,6 +62,9 @@ class RunResult:
     status: str
     seconds: float
     nodes: list[NodeResult] = field(default_factory=list)
+    # nodes outside the selection downstream of what this run changed: they now show
+    # older data than their upstreams (the next run that includes them catches up)
+    behind: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -81,6 +84,7 @@ class RunResult:
             "seconds": round(self.seconds, 3),
             "counts": self.counts(),
             "nodes": [n.to_json() for n in self.nodes],
+            "behind": self.behind,
         }
 
 
@@ -167,7 +171,21 @@ class Runner:
             self._flush()
             self.state.finish_run(run_id, status)
         ordered = [results[n.name] for n in plan.nodes if n.name in results]
-        return RunResult(run_id, self.env, status, time.perf_counter() - t0, ordered)
+        return RunResult(run_id, self.env, status, time.perf_counter() - t0, ordered,
+                         self._behind(plan))
+
+    def _behind(self, plan: Plan) -> list[str]:
+        planned = {n.name for n in plan.nodes}
+        def shown(pubs: dict[str, Published], name: str) -> str | None:
+            pub = pubs.get(name)
+            return pub.physical if pub else None
+
+        changed = {n.name for n in plan.nodes
+                   if shown(self.published_at_start, n.name) != shown(self.published, n.name)}
+        out: set[str] = set()
+        for name in changed:
+            out |= self.project.graph.descendants(name)
+        return sorted(n for n in out - planned if n in self.published_at_start)
 
     # -- scheduling -------------------------------------------------------
 

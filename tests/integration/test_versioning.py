@@ -110,3 +110,11 @@ def test_old_versions_survive_until_gc_and_revert_is_free(project: Project) -> N
     assert {n.name: n.status for n in result.nodes}["total"] == "skipped"
     project.gc(keep_versions=0)
     assert tables(project)["total"] == [(3, 13)]
+
+
+def test_selected_run_says_what_is_behind(project: Project) -> None:
+    assert project.run().ok
+    write(project.root, "c.csv", [(4, "2026-11-03 09:00:00", 2)])
+    result = project.run("events")
+    assert set(result.behind) == {"stg", "total", "appended", "merged", "daily"}
+    assert project.run().behind == []

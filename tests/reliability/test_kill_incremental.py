@@ -65,7 +65,11 @@ def physical(con: duckdb.DuckDBPyConnection, view: str) -> str:
 
     m = re.search(r"_hw\.(\w+)", sql[0][0])
     assert m
-    return m.group(1)
+    from headwater.engines.versioning import parse_snapshot
+
+    # the damage a crash could do is to the table a snapshot shows (snapshots are views)
+    parsed = parse_snapshot(m.group(1))
+    return parsed[0] if parsed else m.group(1)
 
 
 def dup_file(con: duckdb.DuckDBPyConnection) -> None:
