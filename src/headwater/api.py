@@ -274,7 +274,9 @@ class Project:
                              now=now, ignore_windows=ignore_windows, backfill=backfill,
                              reload=False)
             engine = self.make_engine()
-            if plan.to_run or not _warehouse_exists(engine):
+            gone = select is None and exclude is None and any(
+                n not in self.loaded.nodes for n in self.state.published(env))
+            if plan.to_run or gone or not _warehouse_exists(engine):
                 engine.open()
                 try:
                     if self._reconcile(engine):

@@ -87,6 +87,8 @@ def print_summary(console: Console, result: RunResult) -> None:
         f"{c['failed']} failed" + (f", {c['deferred']} deferred" if c["deferred"] else "")
         + f" in {result.seconds:.2f}s"
     )
+    if result.removed:
+        console.print("unpublished (no longer in the project): " + ", ".join(result.removed))
     if result.behind:
         shown = ", ".join(result.behind[:8]) + (" ..." if len(result.behind) > 8 else "")
         console.print(f"[yellow]behind[/] (not selected, downstream of what changed): {shown}"

@@ -19,6 +19,7 @@ the column and both types.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,6 +82,20 @@ def _commit(change: versioning.Change) -> str:
     if snapshot != change.base:
         change.companion(QUARANTINE).commit_as(quarantine_table(snapshot))
     return snapshot
+
+
+def _left_out(engine: Engine, physical: str) -> frozenset[str]:
+    """Columns of a file source's table that none of its current files has."""
+    from headwater.engines.base import META_SCHEMA
+
+    rows = engine.fetch(f'SELECT p.part, c.cols FROM "{META_SCHEMA}".partitions AS p LEFT JOIN'
+                        f' "{META_SCHEMA}".part_columns AS c ON c.physical = p.physical AND'
+                        " c.part = p.part WHERE p.physical = ?", [physical])
+    if not rows or any(cols is None for _, cols in rows):
+        return frozenset()  # files loaded by an older Headwater: their columns are unknown
+    have = {c for _, cols in rows for c in json.loads(cols)}
+    return frozenset(c for c, _ in engine.columns(physical)
+                     if not c.startswith(HIDDEN_PREFIX) and c not in have)
 
 
 def _forget_quarantine(engine: Engine, physical: str) -> None:
@@ -238,6 +253,7 @@ def _ingest_partitions(
     from headwater.engines.base import META_SCHEMA
 
     meta = f'"{META_SCHEMA}".partitions'
+    part_cols = f'"{META_SCHEMA}".part_columns'
     current = dict(connector.partitions())
     stored = dict(engine.fetch(f"SELECT part, digest FROM {meta} WHERE physical = ?",
                                [physical])) if exists else {}
@@ -249,6 +265,7 @@ def _ingest_partitions(
     def before() -> None:
         if not exists:
             engine.execute(f"DELETE FROM {meta} WHERE physical = ?", [physical])
+            engine.execute(f"DELETE FROM {part_cols} WHERE physical = ?", [physical])
             wstats.forget_parts(engine, physical, None)
             _forget_quarantine(engine, physical)
         elif redo:
@@ -258,14 +275,18 @@ def _ingest_partitions(
             quarantine = change.companion(QUARANTINE)
             if engine.exists(quarantine.base):  # its rows of those files go with them
                 quarantine.retire(which)
-            engine.execute(f"DELETE FROM {meta} WHERE physical = ? AND part IN ({marks})",
-                           [physical, *redo])
+            for table in (meta, part_cols):
+                engine.execute(f"DELETE FROM {table} WHERE physical = ? AND part IN ({marks})",
+                               [physical, *redo])
             wstats.forget_parts(engine, physical, redo)
 
     def after() -> None:
         for part in changed:
             engine.execute(f"INSERT INTO {meta} VALUES (?, ?, ?)",
                            [physical, part, current[part]])
+            engine.execute(f"INSERT INTO {part_cols} VALUES (?, ?, ?)",
+                           [physical, part, json.dumps(read_cols)])
+        change.left_out = _left_out(engine, physical)
         result.snapshot = _commit(change)
 
     result.partitions = changed
@@ -274,6 +295,7 @@ def _ingest_partitions(
         with engine.transaction():
             before()
             if vanished or not exists:
+                change.left_out = _left_out(engine, physical)
                 result.snapshot = _commit(change)
         if result.snapshot is None:
             result.snapshot = versioning.current(engine, physical)
@@ -283,6 +305,10 @@ def _ingest_partitions(
     reader = connector.read(None)
     old_cols = engine.columns(physical) if exists else previous_columns
     projection, warnings = reconcile(node, engine.arrow_columns(reader.schema), old_cols)
+    # the columns these files have (kept per file: a column no current file has any more
+    # is left out of the table's new version, as a clean load of the files would)
+    read_cols = sorted(c for c, src, _ in projection if src is not None
+                       and not c.startswith(HIDDEN_PREFIX))
     engine.load_arrow(physical, reader, projection, append=exists, stage_hook=hook,
                       before=before, after=after,
                       version=change.version if change.rows else None)

@@ -65,6 +65,8 @@ class RunResult:
     # nodes outside the selection downstream of what this run changed: they now show
     # older data than their upstreams (the next run that includes them catches up)
     behind: list[str] = field(default_factory=list)
+    # nodes no longer in the project that this run stopped publishing
+    removed: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -85,6 +87,7 @@ class RunResult:
             "counts": self.counts(),
             "nodes": [n.to_json() for n in self.nodes],
             "behind": self.behind,
+            "removed": self.removed,
         }
 
 
@@ -162,6 +165,9 @@ class Runner:
         self.identities = dict(plan.identities)
         results: dict[str, NodeResult] = {}
         status = "failed"
+        # a --select'ed run changes only what it selected; a full run also stops
+        # publishing what the project no longer has
+        removed = self._remove_gone() if selection is None else []
         try:
             self._execute(plan, results)
             status = "success" if all(
@@ -172,7 +178,17 @@ class Runner:
             self.state.finish_run(run_id, status)
         ordered = [results[n.name] for n in plan.nodes if n.name in results]
         return RunResult(run_id, self.env, status, time.perf_counter() - t0, ordered,
-                         self._behind(plan))
+                         self._behind(plan), removed)
+
+    def _remove_gone(self) -> list[str]:
+        """Stop publishing nodes the project no longer has (a clean build has none)."""
+        gone = sorted(n for n in self.published if n not in self.project.nodes)
+        for name in gone:
+            for view in (name, f"{name}__rejected", f"{name}__quarantine"):
+                self.engine.unpublish(self.env, view)
+            self.state.unpublish(self.env, name)
+            del self.published[name]
+        return gone
 
     def _behind(self, plan: Plan) -> list[str]:
         planned = {n.name for n in plan.nodes}
@@ -302,12 +318,15 @@ class Runner:
         node = self.project.nodes[name]
         if node.kind != "sql" or not pub.physical or pub.physical not in self.physical_info:
             return False
+        if pub.code_fp != node.code_fp:
+            return False  # its own code changed: what it published was made by other code
         olds: dict[str, tuple[str, str]] = {}
         for u in changed:  # cheap refusals first: lineage costs an import and a load
-            before = self.published_at_start.get(u)
-            old, new = (before.physical if before else None), self.physical_of.get(u)
+            # the upstream's table this node was built from (found by the identity it
+            # recorded), not merely the one published when this run started
+            old, new = self._consumed(u, pub.upstream.get(u)), self.physical_of.get(u)
             # the state store knows which physical tables exist: no catalog queries
-            if not old or not new or old == new or old not in self.physical_info:
+            if not old or not new or old == new:
                 return False
             olds[u] = (old, new)
         try:
@@ -343,6 +362,22 @@ class Runner:
         except Exception:  # lineage is an optimisation: never let it fail a run
             log.debug("change impact for %s failed", name, exc_info=True)
             return False
+
+    def _consumed(self, upstream: str, identity: str | None) -> str | None:
+        """A recorded table of ``upstream`` whose content identity is ``identity``."""
+        if not identity:
+            return None
+        before = self.published_at_start.get(upstream)
+
+        def ident(info: PhysicalInfo) -> str:
+            return info.content_fp or info.fingerprint
+
+        start = self.physical_info.get(before.physical or "") if before else None
+        if start is not None and ident(start) == identity:
+            return start.physical
+        found = [i for i in self.physical_info.values()
+                 if i.node == upstream and i.meta.get("role") != "base" and ident(i) == identity]
+        return max(found, key=lambda i: i.created_at).physical if found else None
 
     def _content(self, physical: str) -> str:
         key = (physical, ("*",))

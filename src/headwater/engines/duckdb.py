@@ -107,6 +107,10 @@ class DuckDBEngine(Engine):
                 f"CREATE TABLE IF NOT EXISTS {_q(META_SCHEMA)}.partitions"
                 " (physical VARCHAR, part VARCHAR, digest VARCHAR)"
             )
+            self._con.execute(
+                f"CREATE TABLE IF NOT EXISTS {_q(META_SCHEMA)}.part_columns"
+                " (physical VARCHAR, part VARCHAR, cols VARCHAR)"
+            )
             self._con.execute(wstats.DDL)
             self._con.execute(versioning.DDL)
             self.window_stats = True

@@ -35,7 +35,8 @@ LOG_LIMIT = 500  # commits appended to the log before the next snapshot
 META_TABLES: dict[str, list[str]] = {
     "windows": ["physical", "label", "fp"],
     "partitions": ["physical", "part", "digest"],
-    "versions": ["base", "version", "snapshot", "made_at"],  # engines.versioning
+    "versions": ["base", "version", "snapshot", "made_at", "left_out"],  # engines.versioning
+    "part_columns": ["physical", "part", "cols"],  # ingest: the columns each file had
 }
 _DELETED = object()
 

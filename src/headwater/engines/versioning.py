@@ -30,6 +30,7 @@ plain DELETE and INSERT.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -40,7 +41,8 @@ VERSION_FROM = "_hw_vf"  # hidden: the version that added a row
 VERSION_TO = "_hw_vt"  # archive only: the version that removed it
 VERSIONS = f"{_q(META_SCHEMA)}.versions"
 DDL = (f"CREATE TABLE IF NOT EXISTS {VERSIONS}"
-       " (base VARCHAR, version BIGINT, snapshot VARCHAR, made_at TIMESTAMP DEFAULT now())")
+       " (base VARCHAR, version BIGINT, snapshot VARCHAR, made_at TIMESTAMP DEFAULT now(),"
+       " left_out VARCHAR)")
 _SNAPSHOT = re.compile(r"^(?P<base>.+)__v(?P<version>\d+)$")
 
 
@@ -97,6 +99,9 @@ class Change:
     version: int
     fresh: bool = False  # the base is (re)created by this change
     active: bool = True  # False: the engine keeps no versions (plain DELETE and INSERT)
+    # columns the base keeps (older versions show them) that this version has not: no
+    # current input has them any more (a column dropped from every file of a source)
+    left_out: frozenset[str] = frozenset()
 
     @property
     def rows(self) -> bool:
@@ -165,11 +170,12 @@ class Change:
             self.engine.execute(f"DELETE FROM {VERSIONS} WHERE base = ?", [self.base])
         if self.rows:
             self._sync_archive()
-        make_snapshot(self.engine, self.base, self.version, name)
+        make_snapshot(self.engine, self.base, self.version, name, self.left_out)
         self.engine.execute(f"DELETE FROM {VERSIONS} WHERE base = ? AND version = ?",
                             [self.base, self.version])
-        self.engine.execute(f"INSERT INTO {VERSIONS} (base, version, snapshot) VALUES (?, ?, ?)",
-                            [self.base, self.version, name])
+        self.engine.execute(
+            f"INSERT INTO {VERSIONS} (base, version, snapshot, left_out) VALUES (?, ?, ?, ?)",
+            [self.base, self.version, name, json.dumps(sorted(self.left_out))])
         return name
 
 
@@ -199,15 +205,18 @@ def adopt(engine: Engine, base: str) -> None:
                    [base, snapshot_name(base, 0)])
 
 
-def make_snapshot(engine: Engine, base: str, version: int, name: str) -> None:
-    """Create the immutable snapshot ``name`` of ``base`` at ``version`` (its head now)."""
+def make_snapshot(engine: Engine, base: str, version: int, name: str,
+                  left_out: frozenset[str] = frozenset()) -> None:
+    """Create the immutable snapshot ``name`` of ``base`` at ``version`` (its head now),
+    without the columns ``left_out``."""
     snap = getattr(engine, "snapshot_table", None)
     if not rows_versioned(engine):
         if snap is None:  # pragma: no cover - supported() guards the callers
             raise TypeError(f"{engine.name} cannot snapshot tables")
         snap(base, name)
         return
-    cols = ", ".join(_q(c) for c, _ in engine.columns(base) if c != VERSION_FROM)
+    cols = ", ".join(_q(c) for c, _ in engine.columns(base)
+                     if c != VERSION_FROM and c not in left_out)
     k = int(version)
     engine.execute(
         f"CREATE OR REPLACE VIEW {_fq(name)} AS SELECT {cols} FROM {_fq(base)}"
@@ -231,8 +240,11 @@ def head_snapshot(engine: Engine, base: str) -> str:
         return snapshot_name(base, 0)
     name = snapshot_name(base, current)
     if not engine.exists(name):
+        rows = engine.fetch(f"SELECT left_out FROM {VERSIONS} WHERE base = ? AND"
+                            " CAST(version AS BIGINT) = ?", [base, current])
+        left_out = frozenset(json.loads(rows[0][0])) if rows and rows[0][0] else frozenset()
         with engine.transaction():
-            make_snapshot(engine, base, current, name)
+            make_snapshot(engine, base, current, name, left_out)
     return name
 
 
