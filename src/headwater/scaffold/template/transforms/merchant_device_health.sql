@@ -7,7 +7,8 @@ SELECT
     m.city,
     h.reading_date,
     COUNT(*) AS devices_reporting,
-    ROUND(AVG(h.health_score), 1)::DECIMAL(5, 1) AS avg_health_score,
+    -- via DECIMAL: an average landing on .x5 rounds the same way on every engine
+    ROUND(AVG(h.health_score)::DECIMAL(9, 4), 1) AS avg_health_score,
     MIN(h.health_score) AS worst_health_score,
     COUNT(*) FILTER (WHERE h.health_score < 60) AS critical_devices,
     ROUND(1.0 * SUM(h.offline_readings) / SUM(h.readings), 4) AS offline_share

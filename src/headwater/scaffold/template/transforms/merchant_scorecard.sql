@@ -13,7 +13,7 @@ WITH last_week AS (
 fleet AS (
     SELECT
         merchant_id,
-        ROUND(AVG(avg_health_score), 1) AS avg_health_score,
+        ROUND(AVG(avg_health_score)::DECIMAL(9, 4), 1) AS avg_health_score,
         MIN(worst_health_score) AS worst_health_score,
         SUM(critical_devices) AS critical_device_days
     FROM merchant_device_health
