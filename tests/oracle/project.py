@@ -343,10 +343,30 @@ class Pg:
         self.payments = f'public."{prefix}_payments"'
 
     def create(self) -> None:
+        self.sweep()
         for table in (self.orders, self.payments):
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
             self.con.execute(f"CREATE TABLE {table} (id BIGINT PRIMARY KEY, device_id TEXT"
                              " NOT NULL, amount BIGINT NOT NULL, updated_at TIMESTAMP NOT NULL)")
+
+    def sweep(self) -> None:
+        """Drop the tables of oracle processes that died without dropping theirs
+        (``oracle_<pid>_<n>_...`` whose pid is gone)."""
+        import os
+
+        rows = self.con.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            " AND tablename LIKE 'oracle\\_%'").fetchall()
+        for (name,) in rows:
+            pid = name.split("_")[1]
+            if not pid.isdigit() or int(pid) == os.getpid():
+                continue
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                self.con.execute(f'DROP TABLE IF EXISTS public."{name}"')
+            except PermissionError:
+                pass  # alive, someone else's
 
     def drop(self) -> None:
         for table in (self.orders, self.payments):

@@ -7,8 +7,9 @@ on the real PostgreSQL server, checking the rules of tests/oracle/machine.py aft
 and prints the figures: operations applied (per kind), clean-build comparisons and
 tables compared, other rule checks, mismatches (must be 0), kills, wall time. For each
 distinct mismatch (rule, env, node) it prints the diff and a minimal operation sequence
-that reproduces it (delta debugging, ``--shrink-budget`` seconds each), ready to paste
-into tests/oracle/regressions.py. Exit status 1 when a rule was broken.
+that reproduces it (delta debugging, ``--shrink-budget`` seconds each, ``--shrink-total``
+in all; the rules one operation broke together share one shrink), ready to paste into
+tests/oracle/regressions.py. Exit status 1 when a rule was broken.
 
 The server: $HEADWATER_TEST_PG_DSN, default postgresql://postgres@127.0.0.1:5432/test.
 """
@@ -31,7 +32,8 @@ from reliability.helpers import PG_DSN, pg_reachable  # noqa: E402
 
 
 def long_run(n_ops: int, seed: int, work: Path, *, dsn: str = PG_DSN, shrink_each: bool = True,
-             shrink_budget: float = 300.0, quiet: bool = False) -> dict[str, Any]:
+             shrink_budget: float = 300.0, shrink_total: float = 1800.0,
+             quiet: bool = False) -> dict[str, Any]:
     """The figures of one long run (and, per distinct mismatch, its minimal sequence)."""
     say = (lambda _m: None) if quiet else (lambda m: print(m, flush=True))
     t0 = time.perf_counter()
@@ -42,15 +44,21 @@ def long_run(n_ops: int, seed: int, work: Path, *, dsn: str = PG_DSN, shrink_eac
     report.update(seed=seed, command=f"python tests/oracle/run_long.py --ops {n_ops}"
                   f" --seed {seed}", postgres=True)
     seen: dict[tuple[str, str, str], Any] = {}
+    minimal: dict[int, list[dict[str, Any]]] = {}  # step -> its minimal sequence
+    shrink_end = time.monotonic() + shrink_total
     for m in figures.mismatches:
         if m.signature in seen:
             seen[m.signature]["count"] += 1
             continue
         entry = {**m.to_json(), "count": 1, "render": m.render()}
-        if shrink_each:
+        # the rules one operation broke together mostly share a cause: shrink the first
+        if shrink_each and m.step not in minimal and time.monotonic() < shrink_end:
             say(f"shrinking {m.signature} ({len(m.ops)} ops) ...")
-            entry["minimal"] = shrink(m.ops, m.signature, work / "shrink", dsn,
-                                      budget=shrink_budget, log=say)
+            minimal[m.step or 0] = shrink(
+                m.ops, m.signature, work / "shrink", dsn, log=say,
+                budget=min(shrink_budget, max(0.0, shrink_end - time.monotonic())))
+        if m.step in minimal:
+            entry["minimal"] = minimal[m.step or 0]
         entry.pop("ops")
         seen[m.signature] = entry
     report["mismatch_details"] = list(seen.values())
@@ -91,13 +99,16 @@ def main() -> None:
     ap.add_argument("--no-shrink", action="store_true", help="do not minimise mismatches")
     ap.add_argument("--shrink-budget", type=float, default=300.0,
                     help="seconds of shrinking per distinct mismatch")
+    ap.add_argument("--shrink-total", type=float, default=1800.0,
+                    help="seconds of shrinking in all (the rest are reported unshrunk)")
     ap.add_argument("--quiet", action="store_true", help="do not print every operation")
     args = ap.parse_args()
     problem = pg_reachable(PG_DSN)
     if problem:
         sys.exit(f"PostgreSQL is not reachable at {PG_DSN}: {problem}")
     report = long_run(args.ops, args.seed, args.work, shrink_each=not args.no_shrink,
-                      shrink_budget=args.shrink_budget, quiet=args.quiet)
+                      shrink_budget=args.shrink_budget, shrink_total=args.shrink_total,
+                      quiet=args.quiet)
     print(render(report))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,11 @@ Each figure comes from a real run, with the command that reproduces it:
 - bad inputs: the corpus (tests/e2e/test_bad_input.py) and the loader fuzz
   (tests/reliability/test_fuzz_loader.py): inputs tried, inputs handled;
 - concurrency and injection scenarios passed;
-- secrets: artefacts scanned and occurrences found.
+- secrets: artefacts scanned and occurrences found;
+- oracle: ``tests/oracle/run_long.py`` (random changes of files, code, PostgreSQL rows and
+  environments, runs, ``--select`` runs, kills, promote, gc; after every completed run
+  each published table compared with a clean build): operations per kind, comparisons,
+  mismatches, each with a minimal operation sequence.
 
 ``--write FILE`` replaces the block between ``<!-- figures:start -->`` and
 ``<!-- figures:end -->`` in FILE with the table; ``--json FILE`` saves the raw figures.
@@ -149,12 +153,29 @@ def run_kills(kills: int, seed: int) -> dict[str, Any]:
     return {"incremental": inc, "layered": layered}
 
 
+def run_oracle(ops: int, seed: int) -> dict[str, Any]:
+    """The oracle's long form in its own process (its JSON figures, also when a rule broke)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "oracle.json"
+        cmd = [PY, "tests/oracle/run_long.py", "--ops", str(ops), "--seed", str(seed),
+               "--json", str(out), "--quiet", "--work", str(ROOT / "bench/.work/oracle")]
+        code, text, seconds = sh(cmd, timeout=4 * 3600)
+        if not out.exists():
+            raise RuntimeError(text[-3000:])
+        figures: dict[str, Any] = json.loads(out.read_text())
+    figures["exit"] = code
+    figures["seconds"] = round(seconds, 1)
+    return figures
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kills", type=int, default=50)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--fuzz", type=int, default=3000, help="loader fuzz examples")
+    ap.add_argument("--oracle-ops", type=int, default=2000,
+                    help="operations of the whole-system oracle (tests/oracle/run_long.py)")
     ap.add_argument("--write", type=Path, default=None, help="markdown file to update")
     ap.add_argument("--json", type=Path, default=None, help="save the raw figures")
     ap.add_argument("--resume", action="store_true",
@@ -222,6 +243,8 @@ def main() -> None:
         ("secrets", "secrets", secrets),
         ("kills", f"kill -9, {args.kills} kills per project",
          lambda: run_kills(args.kills, args.seed)),
+        ("oracle", f"whole-system oracle, {args.oracle_ops} operations",
+         lambda: run_oracle(args.oracle_ops, args.seed)),
     ]
     for key, title, run in sections:
         if key in figures:
@@ -240,7 +263,8 @@ def main() -> None:
         _, _, tail = rest.partition(end)
         args.write.write_text(f"{head}{start}\n{text}\n{end}{tail}")
     problems = (figures["kills"]["incremental"]["problems"] + figures["kills"]["layered"]
-                ["problems"] + figures["corpus"]["failed"])
+                ["problems"] + figures["corpus"]["failed"]
+                + figures["oracle"]["mismatch_details"])
     sys.exit(1 if problems or figures["secrets"].get("occurrences", 1) else 0)
 
 
@@ -273,6 +297,17 @@ def render(f: dict[str, Any]) -> str:
         f"| {inj['scenarios'] - inj['passed']} | `{inj['command']}` |",
         f"| secrets: artefacts scanned ({s.get('bytes', 0):,} bytes) | {s.get('artefacts', 0)} "
         f"| — | **{s.get('occurrences', '?')} occurrences** | `{s['command']}` |",
+    ]
+    if "oracle" in f:
+        o = f["oracle"]
+        lines.append(
+            f"| whole-system oracle: published tables vs a clean build after random changes,"
+            f" runs, failures and kills (files + Postgres) | {o['ops']} operations,"
+            f" {o['comparisons']} comparisons ({o['tables_compared']} tables), {o['kills']}"
+            f" kills | {o['comparisons'] + o['rule_checks']} checks made"
+            f" ({o['distinct_mismatches']} distinct rules broken) | {o['mismatches']}"
+            f" | `{o['command']}` |")
+    lines += [
         "",
         "Faults injected:",
         "",
@@ -281,7 +316,31 @@ def render(f: dict[str, Any]) -> str:
     ]
     for r in fa["rows"]:
         lines.append(f"| {r['fault']} | {r['survived']}/{r['runs']} | `{r['test']}` |")
+    if "oracle" in f:
+        lines += ["", *render_oracle(f["oracle"])]
     return "\n".join(lines)
+
+
+def render_oracle(o: dict[str, Any]) -> list[str]:
+    """The oracle's figures: operations per kind, comparisons, each mismatch."""
+    kinds = ", ".join(f"{k} {v}" for k, v in o["ops_per_kind"].items())
+    lines = [
+        f"Whole-system oracle (`{o['command']}`, {o['wall_seconds']} s):"
+        f" {o['ops']} operations ({kinds});"
+        f" {o['comparisons']} comparisons with a clean build ({o['tables_compared']} tables"
+        f" compared), {o['rule_checks']} checks of the other rules (isolation, select,"
+        f" promote, sink, gc); runs {o['runs_ok']} succeeded, {o['runs_failed']} failed;"
+        f" kills {o['kills']} landed of {o['kill_attempts']};"
+        f" **{o['mismatches']} mismatches** ({o['distinct_mismatches']} distinct).",
+    ]
+    for m in o["mismatch_details"]:
+        ops = m.get("minimal")
+        lines += ["", f"- `[{m['rule']}] env={m['env']} node={m['node']}`: {m['detail']}"
+                  f" (seed {m['seed']}, step {m['step']}, seen {m['count']} times)"]
+        if ops:
+            lines.append("  minimal sequence: " + " \u2192 ".join(
+                "`" + " ".join(f"{k}={v}" for k, v in op.items()) + "`" for op in ops))
+    return lines
 
 
 if __name__ == "__main__":
