@@ -373,7 +373,8 @@ def _same_rows(engine: Engine, old: str, new: str, where: str) -> bool:
     """Whether two tables hold the same visible rows among those matching ``where``."""
     cols = [c for c, _ in engine.columns(new) if not c.startswith(HIDDEN_PREFIX)]
     was, now = versioning.parse_snapshot(old), versioning.parse_snapshot(new)
-    if was and now and was[0] == now[0] and was[1] <= now[1]:
+    if was and now and was[0] == now[0] and was[1] <= now[1] and versioning.rows_versioned(
+            engine):
         return versioning.same_projection(engine, was[0], was[1], now[1], cols, where)
     if not engine.exists(old) or {c for c, _ in engine.columns(old)} < set(cols):
         return False

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from headwater.engines.base import Engine
 from headwater.engines.base import quote_ident as _q
-from headwater.engines.versioning import parse_snapshot, same_projection
+from headwater.engines.versioning import parse_snapshot, rows_versioned, same_projection
 from headwater.errors import HeadwaterError
 from headwater.fingerprint import combine, physical_name
-from headwater.plan import NodePlan, Plan, reuse_reason, shared_snapshot
+from headwater.plan import NodePlan, Plan, appendable, reuse_reason, shared_snapshot
 from headwater.project.loader import LoadedProject
+from headwater.project.nodes import SourceNode
 from headwater.state import PhysicalInfo, Published, StateStore, now
 
 if TYPE_CHECKING:
@@ -343,16 +344,14 @@ class Runner:
                 have = {c for c, _ in self.physical_info[new].columns}
                 if set(cols) >= have:
                     return False  # it reads every column, and the content changed
-                # the old table must still hold what this node read: an incremental table
-                # is updated in place, and a run killed before recording it leaves it newer
-                # (a snapshot of a versioned table never changes: see engines.versioning)
-                upstream_node = self.project.nodes[u]
-                in_place = (getattr(upstream_node, "incremental", None) is not None or (
-                    upstream_node.kind == "source")) and parse_snapshot(old) is None
-                if in_place and self._content(old) != pub.upstream.get(u):
+                # the old table must still hold what this node read: a snapshot of a
+                # versioned table never changes (engines.versioning), an in-place table
+                # made by an older Headwater, or a view over one, may have
+                if not self._immutable(old):
                     return False
                 was, now_ = parse_snapshot(old), parse_snapshot(new)
-                if was and now_ and was[0] == now_[0] and was[1] < now_[1]:
+                if (was and now_ and was[0] == now_[0] and was[1] < now_[1]
+                        and rows_versioned(self.engine)):
                     # two versions of one table: compare what changed between them only
                     if not same_projection(self.engine, was[0], was[1], now_[1], cols):
                         return False
@@ -362,6 +361,23 @@ class Runner:
         except Exception:  # lineage is an optimisation: never let it fail a run
             log.debug("change impact for %s failed", name, exc_info=True)
             return False
+
+    def _immutable(self, physical: str, depth: int = 0) -> bool:
+        """Whether a recorded table's rows can never change: a snapshot, a table built
+        whole, or a view over such tables only (as its record says)."""
+        if parse_snapshot(physical) is not None:
+            return True
+        info = self.physical_info.get(physical)
+        node = self.project.nodes.get(info.node) if info else None
+        if info is None or node is None or info.meta.get("role") == "base" or depth > 50:
+            return False
+        if getattr(node, "incremental", None) is not None or (
+                isinstance(node, SourceNode) and appendable(node)):
+            return False  # an in-place table an older Headwater published itself
+        if getattr(node, "materialized", None) == "view":
+            reads = info.meta.get("reads")
+            return reads is not None and all(self._immutable(r, depth + 1) for r in reads)
+        return True
 
     def _consumed(self, upstream: str, identity: str | None) -> str | None:
         """A recorded table of ``upstream`` whose content identity is ``identity``."""
