@@ -280,34 +280,50 @@ class World:
 
         env = op["env"]
         before = {e: self.snap(e) for e in ENVS if e != env}
-        args = [sys.executable, "-m", "headwater.cli", "run", "--project", str(self.root),
-                "--env", env] + (["--full-refresh"] if op.get("full_refresh") else [])
+        args = ["run", "--project", str(self.root), "--env", env] + (
+            ["--full-refresh"] if op.get("full_refresh") else [])
+        if op.get("point"):  # kill -9 exactly there (tests/oracle/killpoint.py)
+            args = [sys.executable, str(Path(__file__).with_name("killpoint.py")),
+                    f"{op['point']}:{op['node']}", "--", *args]
+        else:
+            args = [sys.executable, "-m", "headwater.cli", *args]
         proc = subprocess.Popen(args, env=cli_env({P.PG_ENV: self.dsn}),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.figures.kill_attempts += 1
+        delay = op.get("at", 0.0) * self._run_seconds
+        err = b""
         try:
-            end = time.monotonic() + 120
-            while proc.poll() is None and time.monotonic() < end:
-                if any(r["pid"] == proc.pid for r in runs(self.root)):
-                    break
-                time.sleep(0.01)
-            delay = op["at"] * self._run_seconds
-            end = time.monotonic() + delay
-            while proc.poll() is None and time.monotonic() < end:
-                time.sleep(0.005)
-            landed = proc.poll() is None
-            if landed:
-                os.kill(proc.pid, signal.SIGKILL)
-                self.figures.kills += 1
+            if op.get("point"):  # it kills itself there, or ends normally
+                _, err = proc.communicate(timeout=300)
+                landed = proc.returncode == -signal.SIGKILL
+            else:
+                end = time.monotonic() + 120
+                while proc.poll() is None and time.monotonic() < end:
+                    if any(r["pid"] == proc.pid for r in runs(self.root)):
+                        break  # its run started: aim at a moment of the run itself
+                    time.sleep(0.01)
+                end = time.monotonic() + delay
+                while proc.poll() is None and time.monotonic() < end:
+                    time.sleep(0.005)
+                landed = proc.poll() is None
+                if landed:
+                    os.kill(proc.pid, signal.SIGKILL)
         finally:
-            _, err = proc.communicate()
+            if proc.returncode is None or not err:
+                if proc.poll() is None:
+                    proc.kill()
+                _, err = proc.communicate()
+        self.figures.kills += landed
         self._changed()
         found = self._unchanged("isolation", before, f"what it showed before a killed run in"
                                 f" {env!r}")
         found += self._stats_problems(env)
         if landed:
-            return f"killed {delay:.2f}s into the run", found
-        tail = err.decode(errors="replace").strip().splitlines()[-1:] if proc.returncode else []
+            where = (f"at {op['point']} of {op['node']}" if op.get("point")
+                     else f"{delay:.2f}s into the run")
+            return f"killed {where}", found
+        tail = (err or b"").decode(errors="replace").strip().splitlines()[-1:] \
+            if proc.returncode else []
         return f"finished before the kill (exit {proc.returncode}) {' '.join(tail)}", found
 
     def _stats_problems(self, env: str) -> list[C.Mismatch]:

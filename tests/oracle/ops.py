@@ -37,6 +37,10 @@ CURSOR_UPDATES = os.environ.get("HW_ORACLE_CURSOR_UPDATES", "") == "1"
 # telemetry_drift ...) the generator leaves out, to look past a bug already known
 WITHOUT = {k.strip() for k in os.environ.get("HW_ORACLE_WITHOUT", "").split(",") if k.strip()}
 
+KILL_NODES = ("telemetry", "devices", "orders", "payments", "stg_telemetry", "daily",
+              "daily_region", "orders_merge", "payments_append", "device_totals", "overall",
+              "report")
+
 SELECTIONS = ("stg_telemetry+", "+overall", "daily", "tag:staging", "orders+", "report",
               "+report", "device_totals", "kind:python", "telemetry+", "devices+",
               "daily_region", "payments+")
@@ -57,7 +61,7 @@ def kind_of(op: Op) -> str:
             else "full"
         return f"run:{op['env']}:{what}"
     if op["op"] == "kill":
-        return f"kill:{op['env']}"
+        return f"kill:{op['env']}" + (f":at_{op['point']}" if op.get("point") else "")
     if op["op"] == "devices":
         return "devices:schema_drift" if op.get("drift") else "devices:change"
     return op["op"]
@@ -108,8 +112,13 @@ def _random_ops(rng: random.Random, world: World) -> list[Op]:
         return [{"op": "run", "env": rng.choice(["prod", "prod", "dev"]),
                  "select": rng.choice(SELECTIONS), "full_refresh": rng.random() < 0.2}]
     if r < 0.92:
-        return [{"op": "kill", "env": rng.choice(["prod", "prod", "dev"]),
-                 "at": round(rng.random(), 3), "full_refresh": rng.random() < 0.15}]
+        kill = {"op": "kill", "env": rng.choice(["prod", "prod", "dev"]),
+                "at": round(rng.random(), 3), "full_refresh": rng.random() < 0.15}
+        if rng.random() < 0.4:  # exactly between two writes of the run (killpoint.py)
+            kill.update(point=rng.choice(["publish", "record_physical"]),
+                        node=rng.choice(KILL_NODES))
+            del kill["at"]
+        return [kill]
     if r < 0.95:
         return [{"op": "promote"}]
     if r < 0.97:

@@ -63,6 +63,16 @@ CASES: tuple[Case, ...] = (
          "a transform removed from the project keeps its view in every env (nothing ever"
          " unpublishes a node that is gone)",
          (RUN, code("extra_a", "off", "remove_node"), RUN)),
+    Case("promote_after_a_kill_between_view_and_record", "seed 6 step 468; then by hand",
+         "a dev run killed after it swapped a node's view but before the state store recorded"
+         " it: dev shows the new table, the state store names the previous one, and"
+         " `promote dev` gives prod that previous table (environments.promote reads"
+         " state.published(dev); runner._publish swaps the view before recording it). The"
+         " seeded run hit it by chance; the kill point makes it certain.",
+         (RUN, DEV, {"op": "add_file", "day": 5, "seed": 1, "rows": 5},
+          {"op": "kill", "env": "dev", "point": "publish", "node": "telemetry",
+           "full_refresh": False},
+          {"op": "promote"})),
     Case("postgres_update_missed_by_the_change_marker", "seed 3 step 26",
          "an UPDATE on a Postgres table (no cursor) less than a second after the previous"
          " write on the same connection is not seen by the next run: the marker is count(*)"
