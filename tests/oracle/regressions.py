@@ -48,6 +48,13 @@ CASES: tuple[Case, ...] = (
          (RUN, {"op": "add_file", "day": 5, "seed": 1, "rows": 6},
           {"op": "run", "env": "prod", "select": "+stg_telemetry", "full_refresh": False},
           code("stg.variant", "bucket5"), RUN)),
+    Case("select_star_misses_a_new_upstream_column", "seed 8 step 81 (shrunk: dev, edit, dev)",
+         "stg_telemetry gained a column (v2); stg_copy (`SELECT * FROM stg_telemetry`) was"
+         " skipped with 'reads none of the changed columns' and still shows the old columns."
+         " runner.py _reads_nothing_changed: the columns a node consumes come from lineage"
+         " expanded over the upstream's previous columns, so a star reads 'none' of the new"
+         " one; a node whose SELECT expands * must run when the upstream's columns change",
+         (RUN, code("stg.variant", "addcol", "add_column"), RUN)),
     Case("merge_node_keeps_rows_deleted_upstream", "seed 2 step 233",
          "a row deleted from the Postgres orders table stays in orders_merge (`merge id by"
          " updated_at`) and order_stats: incremental_build._cursor only ever adds rows past"

@@ -27,7 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from oracle import ops as O  # noqa: E402
-from oracle.machine import World, drive, shrink  # noqa: E402
+from oracle.machine import World, candidate_after_reset, drive, shrink  # noqa: E402
 from reliability.helpers import PG_DSN, pg_reachable  # noqa: E402
 
 
@@ -59,7 +59,7 @@ def long_run(n_ops: int, seed: int, work: Path, *, dsn: str = PG_DSN, shrink_eac
                 budget=min(shrink_budget, max(0.0, shrink_end - time.monotonic())))
         if m.step in minimal:
             entry["minimal"] = minimal[m.step or 0]
-        entry.pop("ops")
+        entry["ops"] = candidate_after_reset(m.ops)  # reproduces it, unshrunk
         seen[m.signature] = entry
     report["mismatch_details"] = list(seen.values())
     report["wall_seconds"] = round(time.perf_counter() - t0, 1)
