@@ -381,6 +381,11 @@ class World:
         self._changed()
         return "state and warehouse removed", []
 
+    def telemetry_mixed(self) -> bool:
+        """Some telemetry files have the column note and some do not."""
+        heads = {p.read_text().split("\n", 1)[0] for p in O.telemetry_files(self.root)}
+        return len(heads) > 1
+
     def node_names(self) -> set[str]:
         """The sources and transforms the project has now."""
         return {p.stem for folder in ("sources", "transforms")

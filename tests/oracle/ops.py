@@ -62,6 +62,9 @@ def kind_of(op: Op) -> str:
         return f"run:{op['env']}:{what}"
     if op["op"] == "kill":
         return f"kill:{op['env']}" + (f":at_{op['point']}" if op.get("point") else "")
+    if op["op"] == "telemetry_drift":
+        return "telemetry_drift:new_files_only" if op.get("new_files_only") \
+            else "telemetry_drift"
     if op["op"] == "devices":
         return "devices:schema_drift" if op.get("drift") else "devices:change"
     return op["op"]
@@ -144,7 +147,11 @@ def data_op(rng: random.Random, world: World) -> Op:
     if r < 0.80:
         return {"op": "rename_file", "pick": rng.randrange(100), "to": seed}
     if r < 0.88:
-        return {"op": "telemetry_drift", "note": not world.note}
+        if world.telemetry_mixed():  # files with and without the column: make them agree
+            return {"op": "telemetry_drift", "note": world.note}
+        # a delivery from now on carries (or lacks) the column; or every file is rewritten
+        return {"op": "telemetry_drift", "note": not world.note,
+                "new_files_only": rng.random() < 0.35}
     drift = rng.random() < 0.4
     return {"op": "devices", "seed": seed,
             "model": (not world.model) if drift else world.model, "drift": drift}
@@ -232,13 +239,20 @@ def apply_change(op: Op, world: World) -> str:
         os.rename(path, target)
         return f"renamed {path.name} to {target.name}"
     if kind == "telemetry_drift":
-        if op["note"] == world.note:
-            return ""
         world.note = op["note"]
+        if op.get("new_files_only"):
+            return ("files delivered from now on " + ("carry" if world.note else "lack")
+                    + " the column note")
+        changed = 0
         for i, path in enumerate(files):
             text = path.read_text()
-            _write(path, P.add_note(text, i) if world.note else P.strip_note(text))
-        return ("added" if world.note else "dropped") + " column note in every telemetry file"
+            if text.startswith("device_id,ts,v,note") != world.note:
+                _write(path, P.add_note(text, i) if world.note else P.strip_note(text))
+                changed += 1
+        if not changed:
+            return ""
+        what = "added" if world.note else "dropped"
+        return f"{what} column note in {changed} telemetry file(s)"
     if kind == "devices":
         world.model = op["model"]
         _write(root / "data/devices.csv", P.devices_csv(op["seed"], world.model))

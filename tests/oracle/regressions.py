@@ -66,6 +66,19 @@ CASES: tuple[Case, ...] = (
          " has no such column",
          ({"op": "devices", "seed": 1, "model": True, "drift": True}, RUN,
           {"op": "devices", "seed": 1, "model": False, "drift": True}, RUN)),
+    Case("csv_files_with_a_new_column_differ_from_a_clean_build", "hand (new drift operation)",
+         "from some day on the telemetry CSV files carry an extra column: the file-by-file"
+         " loads add it (evolve), a clean build reads every file with one read_csv, which"
+         " keeps the first file's columns (the new column is lost). connectors/files.py"
+         " _query: union_by_name only for Parquet, not for CSV",
+         (RUN, {"op": "telemetry_drift", "note": True, "new_files_only": True},
+          {"op": "add_file", "day": 5, "seed": 1, "rows": 5}, RUN)),
+    Case("csv_files_losing_a_column_fail_a_clean_build", "hand (new drift operation)",
+         "the same the other way round: the first file has the column, a new one lacks it;"
+         " the runs succeed, a clean build fails ('Schema mismatch between globbed files')",
+         ({"op": "telemetry_drift", "note": True}, RUN,
+          {"op": "telemetry_drift", "note": False, "new_files_only": True},
+          {"op": "add_file", "day": 5, "seed": 1, "rows": 5}, RUN)),
     Case("removed_node_stays_published", "seed 1 step 42",
          "a transform removed from the project keeps its view in every env (nothing ever"
          " unpublishes a node that is gone)",
