@@ -279,6 +279,7 @@ class Project:
             if plan.to_run or gone or not _warehouse_exists(engine):
                 engine.open()
                 try:
+                    environments.reconcile_views(self.state, engine, env)
                     if self._reconcile(engine):
                         plan = self.plan(select, exclude=exclude, full_refresh=full_refresh,
                                          env=env, now=now, ignore_windows=ignore_windows,
@@ -403,6 +404,8 @@ class Project:
         engine = self.make_engine()
         try:
             engine.open()
+            for env in self.state.environments():
+                environments.reconcile_views(self.state, engine, env)
             self._reconcile(engine)
             yield engine
         finally:

@@ -74,8 +74,32 @@ def diff(state: StateStore, env_a: str, env_b: str) -> list[NodeDiff]:
     return out
 
 
+def reconcile_views(state: StateStore, engine: Engine, env: str) -> list[str]:
+    """Point each public view of ``env`` at the table the state store says it publishes.
+
+    A run notes each publication in the state store, swaps the node's view, then records
+    it: a kill after the swap leaves a note, which is completed here (the record catches
+    up with what the environment shows); a kill before it leaves a note that is dropped.
+    A view that disagrees with the record otherwise goes back to the record. Returns the
+    names whose record or view changed.
+    """
+    shown = engine.shown(env)
+    if shown is None:
+        return []
+    fixed = state.settle_pending(env, shown)
+    for name, pub in sorted(state.published(env).items()):
+        now = shown.get(name)
+        if (pub.physical is not None and now is not None and now != pub.physical
+                and engine.exists(pub.physical)):
+            engine.publish(env, name, pub.physical)
+            fixed.append(name)
+    return fixed
+
+
 def promote(state: StateStore, engine: Engine, source_env: str, target_env: str) -> list[str]:
     """Point ``target_env`` at every table ``source_env`` publishes; nothing is recomputed."""
+    reconcile_views(state, engine, source_env)
+    reconcile_views(state, engine, target_env)
     src = state.published(source_env)
     if not src:
         raise HeadwaterError(
@@ -90,12 +114,12 @@ def promote(state: StateStore, engine: Engine, source_env: str, target_env: str)
         cur = current.get(name)
         if cur is not None and cur.physical == pub.physical:
             continue
+        record: dict[str, Any] = {"node": name, "kind": pub.kind, "fingerprint": pub.fingerprint,
+                  "physical": pub.physical, "code_fp": pub.code_fp or "",
+                  "data_fp": pub.data_fp, "upstream": pub.upstream}
+        state.publish(target_env, **record, staged=True)  # see reconcile_views
         engine.publish(target_env, name, pub.physical)
-        state.publish(
-            target_env, node=name, kind=pub.kind, fingerprint=pub.fingerprint,
-            physical=pub.physical, code_fp=pub.code_fp or "", data_fp=pub.data_fp,
-            upstream=pub.upstream,
-        )
+        state.publish(target_env, **record)
         moved.append(name)
     return moved
 

@@ -130,6 +130,23 @@ class NullReporter:
         pass
 
 
+def _selects_star(node: Any, dialect: str) -> bool:
+    """Whether a SQL node's output lists ``*`` (or ``t.*``): its columns follow its inputs'."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(node.sql, dialect=dialect)
+    except sqlglot.errors.ParseError:
+        return True
+    for select in tree.find_all(exp.Select):
+        for e in select.expressions:
+            if isinstance(e, exp.Star) or (isinstance(e, exp.Column)
+                                           and isinstance(e.this, exp.Star)):
+                return True
+    return False
+
+
 class Runner:
     def __init__(
         self,
@@ -344,6 +361,9 @@ class Runner:
                 have = {c for c, _ in self.physical_info[new].columns}
                 if set(cols) >= have:
                     return False  # it reads every column, and the content changed
+                had = {c for c, _ in self.physical_info[old].columns}
+                if had != have and _selects_star(node, self.project.config.dialect):
+                    return False  # a * takes every column the upstream has now
                 # the old table must still hold what this node read: a snapshot of a
                 # versioned table never changes (engines.versioning), an in-place table
                 # made by an older Headwater, or a view over one, may have
@@ -543,7 +563,14 @@ class Runner:
 
     def _publish(self, np: NodePlan, outcome: BuildOutcome | None) -> None:
         node = self.project.nodes[np.name]
+        record: dict[str, Any] = {
+            "node": np.name, "kind": np.kind, "fingerprint": np.fingerprint or "",
+            "physical": np.physical, "code_fp": node.code_fp, "data_fp": np.data_fp,
+            "upstream": dict(np.upstream)}
         if np.physical is not None:
+            # noted first: a kill after the view swap leaves a note the next writer
+            # completes (environments.reconcile_views), never a view the record disowns
+            self.state.publish(self.env, **record, staged=True)
             self.engine.publish(self.env, np.name, np.physical)
             if node.kind == "source":
                 from headwater.ingest import quarantine_table, rejected_table
@@ -561,11 +588,7 @@ class Runner:
         self.published[np.name] = Published(
             np.name, np.kind, np.fingerprint or "", np.physical, node.code_fp, np.data_fp,
             dict(np.upstream), now())
-        self.state.publish(
-            self.env, node=np.name, kind=np.kind, fingerprint=np.fingerprint or "",
-            physical=np.physical, code_fp=node.code_fp, data_fp=np.data_fp,
-            upstream=np.upstream,
-        )
+        self.state.publish(self.env, **record)
 
     def _finish(self, np: NodePlan, result: NodeResult, started_at: str | None = None) -> None:
         if np.action == "skip" or (np.action == "publish" and result.status == "skipped"):

@@ -53,6 +53,18 @@ CREATE TABLE IF NOT EXISTS env_nodes (
     published_at TEXT NOT NULL,
     PRIMARY KEY (env, node)
 );
+CREATE TABLE IF NOT EXISTS pending_publish (
+    env TEXT NOT NULL,
+    node TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    physical TEXT,
+    code_fp TEXT,
+    data_fp TEXT,
+    upstream TEXT,
+    published_at TEXT NOT NULL,
+    PRIMARY KEY (env, node)
+);
 CREATE TABLE IF NOT EXISTS file_digests (
     path TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -249,7 +261,8 @@ class StateStore:
         }
 
     def environments(self) -> list[str]:
-        return [r[0] for r in self._query("SELECT DISTINCT env FROM env_nodes ORDER BY env")]
+        return [r[0] for r in self._query(
+            "SELECT env FROM env_nodes UNION SELECT env FROM pending_publish ORDER BY env")]
 
     def physical(self, name: str) -> PhysicalInfo | None:
         rows = self._query(
@@ -305,13 +318,43 @@ class StateStore:
         code_fp: str,
         data_fp: str | None = None,
         upstream: dict[str, str] | None = None,
+        staged: bool = False,
     ) -> None:
+        """Record what ``env`` publishes for ``node``. With ``staged``, only note the intent
+        (``pending_publish``) before the public view is swapped: a kill between the swap and
+        the record then leaves a note that ``settle_pending`` completes or drops."""
+        row = (env, node, kind, fingerprint, physical, code_fp, data_fp,
+               json.dumps(upstream or {}), now())
         with self.transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO env_nodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (env, node, kind, fingerprint, physical, code_fp, data_fp,
-                 json.dumps(upstream or {}), now()),
-            )
+            if staged:
+                db.execute("INSERT OR REPLACE INTO pending_publish VALUES"
+                           " (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+                return
+            db.execute("INSERT OR REPLACE INTO env_nodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+            db.execute("DELETE FROM pending_publish WHERE env = ? AND node = ?", (env, node))
+
+    def pending(self, env: str) -> dict[str, Published]:
+        """Publications noted (``publish(staged=True)``) but never recorded."""
+        rows = self._query(
+            "SELECT node, kind, fingerprint, physical, code_fp, data_fp, upstream, published_at"
+            " FROM pending_publish WHERE env = ?", (env,))
+        return {r[0]: Published(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6] or "{}"),
+                                r[7]) for r in rows}
+
+    def settle_pending(self, env: str, shown: dict[str, str]) -> list[str]:
+        """Complete the noted publications whose view was swapped (``shown``: public name ->
+        physical table it shows), drop the others; returns the nodes completed."""
+        done = []
+        with self.transaction() as db:
+            for name, pub in self.pending(env).items():
+                if pub.physical is not None and shown.get(name) == pub.physical:
+                    db.execute("INSERT OR REPLACE INTO env_nodes VALUES"
+                               " (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               (env, name, pub.kind, pub.fingerprint, pub.physical, pub.code_fp,
+                                pub.data_fp, json.dumps(pub.upstream), now()))
+                    done.append(name)
+            db.execute("DELETE FROM pending_publish WHERE env = ?", (env,))
+        return done
 
     def unpublish(self, env: str, node: str) -> None:
         with self.transaction() as db:

@@ -72,6 +72,17 @@ def test_csv_glob_and_partitions(root: Path) -> None:
     put(root, "data/b.csv", "id,name,amount\n4,dee,2\n")
     assert src.data_fingerprint() != fp
 
+def test_csv_files_with_different_headers_are_matched_by_name(root: Path) -> None:
+    """A column added from some day on (or dropped): every file's rows, by column name, as
+    union_by_name gives for Parquet and JSON; a compressed file's header is read too."""
+    put(root, "data/a.csv", "id,v\n1,10\n")
+    put(root, "data/b.csv", "id,v,note\n2,20,x\n")
+    put(root, "data/c.csv.gz", gzip.compress(b"v,id\n30,3\n"))
+    got = rows(source(root, path="data/*.csv*", format="csv", columns={"id": "BIGINT"}))
+    assert got == [{"id": 1, "v": 10, "note": None}, {"id": 2, "v": 20, "note": "x"},
+                   {"id": 3, "v": 30, "note": None}]
+
+
 
 @pytest.mark.parametrize("name,data,options", [
     ("data/t.tsv", CSV.replace(",", "\t"), {}),

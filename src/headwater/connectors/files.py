@@ -462,6 +462,7 @@ class FilesSource(SourceConnector):
         else:
             func = "read_json"
             opts["format"] = "newline_delimited" if fmt == "ndjson" else "auto"
+            opts["union_by_name"] = True  # files may differ in their keys (schema drift)
         if fmt != "parquet":
             if cfg.date_format:
                 opts["dateformat"] = cfg.date_format
@@ -471,9 +472,26 @@ class FilesSource(SourceConnector):
                 opts["compression"] = compression
         if self.tag_partitions:
             opts["filename"] = PATH_COLUMN
-        args = "".join(f", {k} = ${k}" for k in opts)
-        sql = f"SELECT * FROM {func}($files{args})"
-        return sql, {"files": names, **opts}
+        groups = _by_header(names) if func == "read_csv" and cfg.header else [names]
+        if len(groups) == 1:
+            args = "".join(f", {k} = ${k}" for k in opts)
+            return f"SELECT * FROM {func}($files{args})", {"files": names, **opts}
+        # CSV files whose headers differ (a column added or dropped from some day on): one
+        # read per header, matched by column name, as union_by_name does for the other
+        # formats (DuckDB's CSV reader cannot keep rejects and union by name at once)
+        params: dict[str, Any] = {}
+        parts = []
+        for i, group in enumerate(groups):
+            header = _header_columns(group[0], delimiter or ",")
+            mine = dict(opts)
+            if types and header is not None:
+                mine["types"] = {c: t for c, t in types.items() if c in header}
+                if not mine["types"]:
+                    del mine["types"]
+            args = "".join(f", {k} = ${k}_{i}" for k in mine)
+            parts.append(f"SELECT * FROM {func}($files_{i}{args})")
+            params.update({f"files_{i}": group, **{f"{k}_{i}": v for k, v in mine.items()}})
+        return " UNION ALL BY NAME ".join(parts), params
 
     # -- errors ---------------------------------------------------------------------------
 
@@ -668,6 +686,41 @@ def _rejects_table(rows: list[tuple[str, str, str]]) -> pa.Table:
         "reason": pa.array([r[1] for r in rows], pa.string()),
         "raw": pa.array([r[2] for r in rows], pa.string()),
     })
+
+
+def _first_line(path: str) -> bytes | None:
+    """The first line of a (possibly gzip or zstd compressed) file, or None if unreadable."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+        if head[:2] == b"\x1f\x8b":
+            import zlib
+
+            head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head)
+        elif head[:4] == b"\x28\xb5\x2f\xfd":
+            import zstandard
+
+            head = zstandard.ZstdDecompressor().decompressobj().decompress(head)
+    except Exception:  # noqa: BLE001 - a header that cannot be read groups on its own
+        return None
+    return head.split(b"\n", 1)[0].rstrip(b"\r")
+
+
+def _by_header(names: list[str]) -> list[list[str]]:
+    """CSV files grouped by their header line (in order of first appearance)."""
+    groups: dict[bytes | None, list[str]] = {}
+    for name in names:
+        groups.setdefault(_first_line(name), []).append(name)
+    if None in groups and len(groups) > 1:
+        return [names]  # a header we cannot read: one read, DuckDB says what is wrong
+    return list(groups.values())
+
+
+def _header_columns(path: str, delimiter: str) -> set[str] | None:
+    line = _first_line(path)
+    if line is None:
+        return None
+    return {c.strip().strip('"') for c in line.decode("utf-8", "replace").split(delimiter)}
 
 
 def _file_digest(path: Path) -> str:

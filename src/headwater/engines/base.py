@@ -145,6 +145,10 @@ class Engine(ABC):
     @abstractmethod
     def unpublish(self, env: str, name: str) -> None: ...
 
+    def shown(self, env: str) -> dict[str, str] | None:
+        """Public name -> the physical table it shows now, for ``env`` (None: unknown)."""
+        return None
+
     @abstractmethod
     def drop_physical(self, physical: str) -> None: ...
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -332,6 +333,16 @@ class DuckDBEngine(Engine):
             self._schemas.add(schema)
         target = f"{_q(schema)}.{_q(name)}"
         cur.execute(f"CREATE OR REPLACE VIEW {target} AS {self._select_visible(physical)}")
+
+    def shown(self, env: str) -> dict[str, str] | None:
+        out: dict[str, str] = {}
+        for name, sql in self.con.execute(
+                "SELECT view_name, sql FROM duckdb_views() WHERE schema_name = ?",
+                [public_schema(env)]).fetchall():
+            m = re.search(r'FROM\s+"?_hw"?\.(?:"((?:[^"]|"")+)"|(\w+))', sql or "")
+            if m is not None:
+                out[str(name)] = (m.group(1) or "").replace('""', '"') or m.group(2)
+        return out
 
     def unpublish(self, env: str, name: str) -> None:
         self.con.execute(f"DROP VIEW IF EXISTS {_q(public_schema(env))}.{_q(name)}")

@@ -575,6 +575,9 @@ class SparkEngine(Engine):
         self._entry(physical)
         self.catalog.publish(env, name, physical)
 
+    def shown(self, env: str) -> dict[str, str] | None:
+        return dict(self.catalog.published.get(env, {}))
+
     def unpublish(self, env: str, name: str) -> None:
         self.catalog.publish(env, name, None)
 
