@@ -92,6 +92,8 @@ def _random_ops(rng: random.Random, world: World) -> list[Op]:
         key = rng.choice(broken)
         return [{"op": "code", "key": key, "value": P.CODE[key] if P.CODE[key] != code[key]
                  else P.CHOICES[key][0][0], "kind": "fix"}]
+    if world.telemetry_mixed() and rng.random() < 0.25:  # mixed file schemas do not last
+        return [{"op": "telemetry_drift", "note": world.note}]
     r = rng.random()
     if r < 0.22:
         return [data_op(rng, world)]
