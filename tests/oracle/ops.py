@@ -39,11 +39,11 @@ WITHOUT = {k.strip() for k in os.environ.get("HW_ORACLE_WITHOUT", "").split(",")
 
 KILL_NODES = ("telemetry", "devices", "orders", "payments", "stg_telemetry", "daily",
               "daily_region", "orders_merge", "payments_append", "device_totals", "overall",
-              "report")
+              "report", "hourly", "monthly")
 
 SELECTIONS = ("stg_telemetry+", "+overall", "daily", "tag:staging", "orders+", "report",
               "+report", "device_totals", "kind:python", "telemetry+", "devices+",
-              "daily_region", "payments+")
+              "daily_region", "payments+", "daily+", "hourly")
 
 
 def describe(op: Op) -> str:

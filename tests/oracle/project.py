@@ -9,8 +9,10 @@ project. Nodes:
   ``devices`` (one CSV, a dimension), ``orders`` (PostgreSQL, full load: inserts,
   updates, deletes), ``payments`` (PostgreSQL, ``cursor = "updated_at"``: inserts only);
 - ``stg_telemetry`` (table or view), ``stg_copy`` (``SELECT *`` view), ``wide_devices``;
-- window incremental ``daily`` (``by day day from ts``, or full) and ``daily_region``
-  (``by day day``, joined to the dimension ``devices``);
+- window incremental ``daily`` (``by day day from ts``, or full), ``daily_region``
+  (``by day day``, joined to the dimension ``devices``), ``hourly`` (``by hour hour from
+  ts`` straight over the files source, with or without ``@lookback: 2``) and ``monthly``
+  (``by month month from day`` over ``daily``, or full);
 - ``orders_merge`` (``merge id by updated_at``) and ``payments_append`` (``append by id``);
 - ``device_totals`` (Python, pyarrow); ``overall`` (checks: error and warn severity),
   ``stats`` (floats), ``order_stats``, ``report``; ``hub``/``hub_renamed`` and its reader
@@ -46,6 +48,7 @@ CODE: dict[str, str] = {
     "stats.variant": "base", "order_stats.mat": "table",
     "hub.name": "hub",
     "extra_a": "on", "extra_b": "off", "extra_c": "off",
+    "hourly.lookback": "none", "monthly.mode": "incremental",
 }
 CHOICES: dict[str, list[tuple[str, str]]] = {
     "stg.variant": [("base", "revert"), ("cosmetic", "cosmetic"), ("same", "same_output"),
@@ -75,6 +78,8 @@ CHOICES: dict[str, list[tuple[str, str]]] = {
     "extra_a": [("on", "add_node"), ("off", "remove_node")],
     "extra_b": [("on", "add_node"), ("off", "remove_node")],
     "extra_c": [("on", "add_node"), ("off", "remove_node")],
+    "hourly.lookback": [("none", "lookback"), ("2", "lookback")],
+    "monthly.mode": [("incremental", "incremental_mode"), ("full", "incremental_mode")],
 }
 # values that make a run fail (the generator fixes them soon after)
 BROKEN = {("daily.variant", "broken"), ("region.variant", "broken"),
@@ -233,6 +238,18 @@ def render_code(c: dict[str, str]) -> dict[str, str]:
             "LEFT JOIN (SELECT device_id, sum(doubled) AS paid FROM payments_append"
             " GROUP BY ALL) AS p ON p.device_id = t.device_id\n"
             "LEFT JOIN stats AS s ON s.device_id = t.device_id\n"),
+        # windows over a file source's own per-file sums, and over a window node's
+        "transforms/hourly.sql": (
+            "-- Hourly counts straight from the source files.\n"
+            "-- @incremental: by hour hour from ts\n"
+            + ("-- @lookback: 2\n" if c["hourly.lookback"] != "none" else "")
+            + "SELECT date_trunc('hour', ts) AS hour, device_id, count(*) AS n, sum(v) AS total\n"
+            "FROM telemetry\nGROUP BY ALL\n"),
+        "transforms/monthly.sql": (
+            "-- Monthly totals from the daily windows.\n"
+            + _incremental(c["monthly.mode"], "by month month from day")
+            + "SELECT CAST(date_trunc('month', day) AS DATE) AS month, sum(total) AS total,"
+            " sum(n) AS n\nFROM daily\nGROUP BY ALL\n"),
         f"transforms/{hub}.sql": "SELECT device_id, total FROM overall WHERE total > 20\n",
         "transforms/hub_leaf.sql": "SELECT count(*) AS c, coalesce(sum(total), 0) AS t"
                                    f" FROM {hub}\n",
