@@ -27,7 +27,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from oracle import ops as O  # noqa: E402
-from oracle.machine import World, candidate_after_reset, drive, shrink  # noqa: E402
+from oracle.machine import World, drive  # noqa: E402
+from oracle.shrink import candidate_after_reset, shrink  # noqa: E402
 from reliability.helpers import PG_DSN, pg_reachable  # noqa: E402
 
 

@@ -27,8 +27,9 @@ from pathlib import Path
 import pytest
 
 from .compare import Mismatch
-from .machine import World, candidate_after_reset, drive, replay, shrink
+from .machine import World, drive
 from .regressions import CASES, Case
+from .shrink import candidate_after_reset, replay, shrink
 
 SEED = int(os.environ.get("HW_ORACLE_SEED", "1"))
 EXAMPLES = int(os.environ.get("HW_ORACLE_EXAMPLES", "2"))
