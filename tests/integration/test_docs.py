@@ -56,7 +56,7 @@ def test_search_index_lists_nodes_and_columns(shop: Project, site: Path) -> None
     by_name = {n["n"]: n for n in data["nodes"]}
     assert set(by_name) == set(shop.loaded.nodes)
     cols = {c[0]: c for c in by_name["device_health_daily"]["c"]}
-    assert cols["health_score"][1] == "DOUBLE"
+    assert cols["health_score"][1] == "DECIMAL(5,1)"
     assert cols["health_score"][3] == "col-health_score"
 
 
