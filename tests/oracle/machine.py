@@ -223,8 +223,7 @@ class World:
             self._run_seconds = 0.7 * self._run_seconds + 0.3 * took
         else:
             self.figures.runs_failed += 1
-        found += self._unchanged("isolation", before, f"what {env!r} showed before a run in"
-                                 f" {env!r}")
+        found += self._unchanged("isolation", before, f"what it showed before a run in {env!r}")
         if select:
             outside = {n for n in set(before_env) | set(self.snap(env)) if n not in chosen}
             found += self._unchanged("select", {env: before_env}, f"what it showed before"

@@ -88,7 +88,7 @@ def random_ops(rng: random.Random, world: World) -> list[Op]:
 def _random_ops(rng: random.Random, world: World) -> list[Op]:
     code = world.code
     broken = [k for k, v in code.items() if (k, v) in P.BROKEN]
-    if broken and rng.random() < 0.5:  # a failure is fixed soon after it appears
+    if broken and rng.random() < 0.3:  # a failure is fixed soon after it appears
         key = rng.choice(broken)
         return [{"op": "code", "key": key, "value": P.CODE[key] if P.CODE[key] != code[key]
                  else P.CHOICES[key][0][0], "kind": "fix"}]
