@@ -7,9 +7,10 @@ about both) applies operations one at a time and checks the rules after each:
 - ``isolation``: a run (or a killed run) in one env never changes what another env
   shows; ``prod_only``: ``gc`` changes no env (prod changes only by a prod run or
   ``promote``);
-- ``select``: a ``--select``ed run leaves the published tables of every node outside the
-  selection as they were;
-- ``promote``: after ``promote dev`` prod shows exactly dev's tables (dev unchanged);
+- ``select``: a ``--select``ed (or ``--exclude``d, or ``backfill``) run leaves the
+  published tables of every node outside the selection as they were;
+- ``promote``: after ``promote dev`` (or ``qa``) prod shows exactly dev's tables (dev
+  and the other envs unchanged);
 - ``sink``: after a successful full prod run each files sink's output equals its node's
   published table;
 - ``crash``: a run raises something other than a HeadwaterError;
@@ -44,7 +45,7 @@ from . import ops as O
 from . import project as P
 from .pg import Pg
 
-ENVS = ("prod", "dev")
+ENVS = ("prod", "dev", "qa")
 _COUNTER = itertools.count()
 
 
@@ -188,13 +189,16 @@ class World:
     def _run(self, op: O.Op) -> tuple[str, list[C.Mismatch]]:
         from headwater.errors import HeadwaterError
 
-        env, select = op["env"], op.get("select")
+        env, select, exclude = op["env"], op.get("select"), op.get("exclude")
+        backfill = op["node"] if op["op"] == "backfill" else None
+        partial = bool(select or exclude or backfill)
         before = {e: self.snap(e) for e in ENVS if e != env}
         chosen: set[str] = set()
-        if select:
+        if partial:
             project = self._project(env)
             try:
-                chosen = set(project.select(select))
+                chosen = set(project.select(f"{backfill}+" if backfill else select,
+                                            exclude=exclude))
             except HeadwaterError:
                 pass  # the run fails the same way: then nothing may change
             finally:
@@ -205,7 +209,11 @@ class World:
         found: list[C.Mismatch] = []
         result = None
         try:
-            result = project.run(select=select, full_refresh=bool(op.get("full_refresh")))
+            if backfill:
+                result = project.backfill(backfill, op["start"], op["end"], env=env)
+            else:
+                result = project.run(select=select, exclude=exclude,
+                                     full_refresh=bool(op.get("full_refresh")))
             error = "" if result.ok else "; ".join(
                 f"{n.name}: {(n.error or n.reason).splitlines()[0]}" for n in result.nodes
                 if n.status == "failed")
@@ -224,10 +232,10 @@ class World:
         else:
             self.figures.runs_failed += 1
         found += self._unchanged("isolation", before, f"what it showed before a run in {env!r}")
-        if select:
+        if partial:
             outside = {n for n in set(before_env) | set(self.snap(env)) if n not in chosen}
-            found += self._unchanged("select", {env: before_env}, f"what it showed before"
-                                     f" the run --select {select}", outside)
+            found += self._unchanged("select", {env: before_env}, "what it showed before the"
+                                     f" partial run ({O.describe(op)})", outside)
         elif result is not None and result.ok:
             found += self._compare(env)
         counts = result.counts() if result is not None else {}
@@ -343,29 +351,33 @@ class World:
     def _promote(self, op: O.Op) -> tuple[str, list[C.Mismatch]]:
         from headwater.errors import HeadwaterError
 
+        src = op.get("from", "dev")
         before = {e: self.snap(e) for e in ENVS}
         project = self._project()
         try:
-            moved = project.promote("dev")
+            moved = project.promote(src)
         except HeadwaterError as exc:
             return f"refused: {str(exc).splitlines()[0]}", []
         finally:
             _close(project)
         self._changed()
         self.figures.rule_checks += 1
-        found = self._unchanged("isolation", {"dev": before["dev"]}, "what dev showed before"
-                                " promote")
+        found = self._unchanged("isolation", {e: b for e, b in before.items() if e != "prod"},
+                                f"what it showed before promote {src}")
         expect = dict(before["prod"])
-        expect.update(before["dev"])
+        expect.update(before[src])
         found += C.diff_snapshots("promote", "prod", self.snap("prod"), expect,
-                                  "dev's tables before promote (prod's for the rest)")
+                                  f"{src}'s tables before promote (prod's for the rest)")
         return f"promoted {len(moved)} tables", found
+
+    def _backfill(self, op: O.Op) -> tuple[str, list[C.Mismatch]]:
+        return self._run(op)  # a partial run: NODE and what depends on it
 
     def _gc(self, op: O.Op) -> tuple[str, list[C.Mismatch]]:
         before = {e: self.snap(e) for e in ENVS}
         project = self._project()
         try:
-            dropped = project.gc()
+            dropped = project.gc(keep_versions=op.get("keep", 1))
         finally:
             _close(project)
         self._changed()

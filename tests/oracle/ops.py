@@ -9,8 +9,9 @@ logged sequence replays, which is what shrinking needs.
 Kinds: ``add_file``, ``late_file``, ``delete_file``, ``redeliver``, ``edit_same_size``,
 ``rename_file``, ``telemetry_drift`` and ``devices`` (source files); ``pg_insert``,
 ``pg_update``, ``pg_delete`` (the full-load PostgreSQL table), ``pay_insert`` (the
-cursor table); ``code`` (set one setting of ``project.CODE``); ``run``, ``kill``,
-``promote``, ``gc``, ``reset`` (applied by ``machine``).
+cursor table); ``code`` (set one setting of ``project.CODE``); ``run`` (full, ``--select``,
+``--exclude``, ``--full-refresh``; in prod, dev or qa), ``backfill``, ``kill`` (at a random
+moment, or at a kill point), ``promote``, ``gc``, ``reset`` (applied by ``machine``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from .machine import World
 
 Op = dict[str, Any]
-RUN_OPS = ("run", "kill", "promote", "gc", "reset")  # touch the warehouse
+RUN_OPS = ("run", "backfill", "kill", "promote", "gc", "reset")  # touch the warehouse
 
 # TODO(issue 19): updates and deletes on the cursor source (`payments`, cursor =
 # "updated_at") are a separate issue; set CURSOR_UPDATES = True (or HW_ORACLE_CURSOR_UPDATES=1)
@@ -57,9 +58,11 @@ def kind_of(op: Op) -> str:
     if op["op"] == "code":
         return f"code:{op['kind']}"
     if op["op"] == "run":
-        what = "select" if op.get("select") else "full_refresh" if op.get("full_refresh") \
-            else "full"
+        what = "select" if op.get("select") else "exclude" if op.get("exclude") \
+            else "full_refresh" if op.get("full_refresh") else "full"
         return f"run:{op['env']}:{what}"
+    if op["op"] == "gc":
+        return f"gc:keep_{op.get('keep', 1)}"
     if op["op"] == "kill":
         return f"kill:{op['env']}" + (f":at_{op['point']}" if op.get("point") else "")
     if op["op"] == "telemetry_drift":
@@ -105,17 +108,29 @@ def _random_ops(rng: random.Random, world: World) -> list[Op]:
         return [{"op": "run", "env": "prod", "select": None, "full_refresh": False}]
     if r < 0.80:  # dev cycle: an edit, a dev run, maybe a promote, maybe a revert
         edit = code_op(rng, world, allow_broken=False)
-        ops: list[Op] = [edit, {"op": "run", "env": "dev", "select": None,
+        env = rng.choice(["dev", "dev", "qa"])
+        ops: list[Op] = [edit, {"op": "run", "env": env, "select": None,
                                 "full_refresh": False}]
         if rng.random() < 0.3:
-            ops.append({"op": "promote"})
+            ops.append({"op": "promote", "from": env})
         if rng.random() < 0.6:
             ops.append({"op": "code", "key": edit["key"], "value": code[edit["key"]],
                         "kind": "revert"})
         return ops
+    if r < 0.84:
+        run: Op = {"op": "run", "env": rng.choice(["prod", "prod", "dev"]),
+                   "select": rng.choice(SELECTIONS), "full_refresh": rng.random() < 0.2}
+        if rng.random() < 0.25:  # everything but
+            run.update(select=None, exclude=rng.choice(SELECTIONS))
+        return [run]
     if r < 0.86:
-        return [{"op": "run", "env": rng.choice(["prod", "prod", "dev"]),
-                 "select": rng.choice(SELECTIONS), "full_refresh": rng.random() < 0.2}]
+        day, node = rng.randrange(1, 9), rng.choice(["daily", "daily_region", "hourly",
+                                                     "monthly"])
+        start, end = f"2026-11-{day:02d}", f"2026-11-{min(day + rng.randrange(1, 4), 10):02d}"
+        if node == "monthly":
+            start, end = "2026-11-01", "2026-12-01"
+        return [{"op": "backfill", "env": rng.choice(["prod", "prod", "dev"]), "node": node,
+                 "start": start, "end": end}]
     if r < 0.92:
         kill = {"op": "kill", "env": rng.choice(["prod", "prod", "dev"]),
                 "at": round(rng.random(), 3), "full_refresh": rng.random() < 0.15}
@@ -127,7 +142,7 @@ def _random_ops(rng: random.Random, world: World) -> list[Op]:
     if r < 0.95:
         return [{"op": "promote"}]
     if r < 0.97:
-        return [{"op": "gc"}]
+        return [{"op": "gc", "keep": rng.choice([0, 1, 1])}]
     return [{"op": "run", "env": "prod", "select": None, "full_refresh": True}]
 
 
