@@ -37,10 +37,10 @@ def example(tmp_path: Path) -> Path:
     return root
 
 
-def run(root: Path, **kw: object) -> None:
+def run(root: Path, *, full_refresh: bool = False) -> None:
     project = Project(root)
     try:
-        result = project.run(**kw)  # type: ignore[arg-type]
+        result = project.run(full_refresh=full_refresh)
     finally:
         project.state.close()
     assert result.ok, [f"{n.name}: {n.error}" for n in result.nodes if n.error]
