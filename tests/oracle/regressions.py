@@ -79,6 +79,16 @@ CASES: tuple[Case, ...] = (
          ({"op": "telemetry_drift", "note": True}, RUN,
           {"op": "telemetry_drift", "note": False, "new_files_only": True},
           {"op": "add_file", "day": 5, "seed": 1, "rows": 5}, RUN)),
+    Case("column_dropped_from_every_file_stays_after_mixed_files", "seed 14 step 513 (shrunk)",
+         "telemetry files with and without the column note (a new delivery lacked it), then"
+         " note dropped from every file: the source keeps note as NULL ('missing from the new"
+         " data; kept as NULL') where a clean build has no such column. ingest.py: the"
+         " columns of the files left unchanged (which lack note) are not what decides; the"
+         " previous table's columns are reconciled with the reloaded files",
+         ({"op": "telemetry_drift", "note": True, "new_files_only": False},
+          {"op": "telemetry_drift", "note": False, "new_files_only": True},
+          {"op": "add_file", "day": 5, "seed": 881, "rows": 4}, RUN,
+          {"op": "telemetry_drift", "note": False}, RUN)),
     Case("removed_node_stays_published", "seed 1 step 42",
          "a transform removed from the project keeps its view in every env (nothing ever"
          " unpublishes a node that is gone)",
