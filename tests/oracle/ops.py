@@ -282,8 +282,10 @@ def apply_change(op: Op, world: World) -> str:
         return f"orders: updated {world.pg.update(op['picks'], op['seed'])}"
     if kind == "pg_delete":
         return f"orders: deleted {world.pg.delete(op['picks'])}"
-    if kind in ("pay_update", "pay_delete"):  # TODO(issue 19): cursor-source updates/deletes
-        raise NotImplementedError(f"{kind}: updates and deletes on a cursor source (issue 19)")
+    if kind == "pay_update":  # TODO(issue 19): off by default, see CURSOR_UPDATES
+        return f"payments: updated {world.pg.update(op['picks'], op['seed'], world.pg.payments)}"
+    if kind == "pay_delete":  # TODO(issue 19): off by default, see CURSOR_UPDATES
+        return f"payments: deleted {world.pg.delete(op['picks'], world.pg.payments)}"
     if kind == "code":
         if world.code[op["key"]] == op["value"]:
             return ""

@@ -76,25 +76,28 @@ class Pg:
             cur.executemany(f"INSERT INTO {table} VALUES (%s, %s, %s, %s)", rows)
         return [r[0] for r in rows]
 
-    def update(self, picks: list[int], seed: int) -> list[int]:
-        """Change the amount of some orders; their updated_at moves past every other."""
-        ids = self.ids(self.orders)
+    def update(self, picks: list[int], seed: int, table: str | None = None) -> list[int]:
+        """Change the amount of some rows (orders by default); their updated_at moves past
+        every other."""
+        table = table or self.orders
+        ids = self.ids(table)
         if not ids:
             return []
         chosen = sorted({ids[p % len(ids)] for p in picks})
         at = self.max_updated()
         for i, key in enumerate(chosen):
-            self.con.execute(f"UPDATE {self.orders} SET amount = %s, updated_at = %s"
+            self.con.execute(f"UPDATE {table} SET amount = %s, updated_at = %s"
                              " WHERE id = %s", [1000 + (seed * 7 + i) % 500,
                                                 at + dt.timedelta(seconds=i + 1), key])
         return chosen
 
-    def delete(self, picks: list[int]) -> list[int]:
-        ids = self.ids(self.orders)
+    def delete(self, picks: list[int], table: str | None = None) -> list[int]:
+        table = table or self.orders
+        ids = self.ids(table)
         if len(ids) <= 1:
             return []
         chosen = sorted({ids[p % len(ids)] for p in picks})[: len(ids) - 1]
-        self.con.execute(f"DELETE FROM {self.orders} WHERE id = ANY(%s)", [chosen])
+        self.con.execute(f"DELETE FROM {table} WHERE id = ANY(%s)", [chosen])
         return chosen
 
     def content(self) -> str:

@@ -112,3 +112,16 @@ CASES: tuple[Case, ...] = (
           {"op": "run", "env": "prod", "select": "orders", "full_refresh": False},
           {"op": "pg_update", "picks": [0], "seed": 1}, RUN)),
 )
+
+# TODO(issue 19): updates and deletes on a cursor source. Replayed by test_oracle only with
+# HW_ORACLE_CURSOR_UPDATES=1 (they fail until issue 19 is done): an updated row is appended
+# again (two rows with one id), a deleted one stays.
+ISSUE_19_CASES: tuple[Case, ...] = (
+    Case("cursor_source_update_appends_a_second_row", "hand",
+         "payments (cursor = updated_at): an UPDATE moves updated_at past the cursor, the"
+         " next run appends the row again, so the source and payments_append hold the id"
+         " twice", (RUN, {"op": "pay_update", "picks": [0], "seed": 3}, RUN)),
+    Case("cursor_source_delete_is_never_seen", "hand",
+         "payments (cursor = updated_at): a deleted row stays in the source and downstream",
+         (RUN, {"op": "pay_delete", "picks": [0], "seed": 3}, RUN)),
+)

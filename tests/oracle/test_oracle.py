@@ -10,7 +10,8 @@ Scale it with environment variables:
 - ``HW_ORACLE_SHRINK=1``: shrink each distinct mismatch to a minimal sequence (slow:
   minutes), ``HW_ORACLE_SHRINK_BUDGET`` seconds each (default 300);
 - ``HW_ORACLE_WITHOUT=pg_delete,code:remove_node``: leave kinds of operation out;
-- ``HW_ORACLE_CURSOR_UPDATES=1``: updates and deletes on the cursor source (issue 19).
+- ``HW_ORACLE_CURSOR_UPDATES=1``: updates and deletes on the cursor source (issue 19),
+  and its regression cases (``regressions.ISSUE_19_CASES``).
 
 Every operation is printed as it is applied (``pytest -s`` to watch). A failure lists each
 broken rule with its diff and the operation sequence that led there, as JSON lines to
@@ -28,7 +29,8 @@ import pytest
 
 from .compare import Mismatch
 from .machine import World, drive
-from .regressions import CASES, Case
+from .ops import CURSOR_UPDATES
+from .regressions import CASES, ISSUE_19_CASES, Case
 from .shrink import candidate_after_reset, replay, shrink
 
 SEED = int(os.environ.get("HW_ORACLE_SEED", "1"))
@@ -70,7 +72,10 @@ def test_random_operations_keep_every_rule(seed: int, pg_dsn: str, tmp_path: Pat
         + report(figures.mismatches, tmp_path, pg_dsn))
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+REPLAYED = CASES + (ISSUE_19_CASES if CURSOR_UPDATES else ())
+
+
+@pytest.mark.parametrize("case", REPLAYED, ids=[c.name for c in REPLAYED])
 def test_regression(case: Case, pg_dsn: str, tmp_path: Path) -> None:
     found = replay(list(case.ops), tmp_path / "oracle", pg_dsn, log=print)
     assert not found, f"{case.name} ({case.found}): {case.bug}\n\n" + "\n".join(
