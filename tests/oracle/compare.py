@@ -192,6 +192,47 @@ def diff_snapshots(rule: str, env: str, got: Snapshot, want: Snapshot,
     return out
 
 
+# -- the sources as their data says -------------------------------------------------------
+
+
+def source_truth(root: Path, pg: Any, telemetry: str, types: dict[str, str]) -> Snapshot:
+    """What each source must hold, read without Headwater: every telemetry CSV file (one
+    read, columns matched by name, the source's declared types), the devices file, both
+    PostgreSQL tables as they are now. A bug shared by incremental and clean builds (a row
+    lost by both) shows here."""
+    con = duckdb.connect()
+    try:
+        files = sorted(str(p) for p in (root / telemetry).glob("*.csv"))
+        out: Snapshot = {}
+        for name, sql, params in (
+            ("telemetry", "SELECT * FROM read_csv(?, header = true, union_by_name = true,"
+                          " types = ?)", [files, types]),
+            ("devices", "SELECT * FROM read_csv(?, header = true)",
+             [str(root / "data/devices.csv")]),
+        ):
+            cur = con.execute(sql, params)
+            out[name] = Table.of([d[0] for d in cur.description], cur.fetchall())
+    finally:
+        con.close()
+    for name, table in (("orders", pg.orders), ("payments", pg.payments)):
+        cur = pg.con.execute(f"SELECT * FROM {table}")
+        out[name] = Table.of([d.name for d in cur.description], cur.fetchall())
+    return out
+
+
+def by_name(table: Table | str | None, like: Table | str | None) -> Table | str | None:
+    """``table`` with its columns in ``like``'s order when both have the same columns
+    (the order of a source's columns is not what its data decides)."""
+    if not isinstance(table, Table) or not isinstance(like, Table) \
+            or set(table.columns) != set(like.columns) or table.columns == like.columns:
+        return table
+    index = [table.columns.index(c) for c in like.columns]
+    rows: Counter[tuple[Any, ...]] = Counter()
+    for row, n in table.rows.items():
+        rows[tuple(row[i] for i in index)] += n
+    return Table(like.columns, rows)
+
+
 # -- the clean build --------------------------------------------------------------------
 
 IGNORE = shutil.ignore_patterns(".headwater", "output", "__pycache__")
@@ -218,6 +259,7 @@ class CleanBuild:
     sinks: dict[str, Table | str]
     error: str | None = None
     seconds: float = 0.0
+    truth_checked: bool = False  # its sources were compared with their data
 
 
 def clean_build(root: Path, work: Path, sink_paths: list[str]) -> CleanBuild:

@@ -13,6 +13,9 @@ about both) applies operations one at a time and checks the rules after each:
   and the other envs unchanged);
 - ``sink``: after a successful full prod run each files sink's output equals its node's
   published table;
+- ``source_truth``: the clean build's sources equal their data read without Headwater (the
+  CSV files in one read, columns matched by name; the PostgreSQL tables as they are), so
+  a bug incremental and clean builds share is caught for the sources;
 - ``crash``: a run raises something other than a HeadwaterError;
 - ``orphan``: a node removed from the project is still published (reported once per env
   and node; it does not disturb the other comparisons, so no reset follows).
@@ -261,7 +264,7 @@ class World:
             return [C.Mismatch("clean_build", env, "-", "the run succeeded but a clean build"
                                f" of the same files and data failed: {build.error}")]
         self.figures.tables_compared += len(set(got) | set(build.tables))
-        found = []
+        found = self._truth(build)
         nodes = self.node_names()
         for m in C.diff_snapshots("clean_build", env, got, build.tables):
             if m.node in build.tables or m.node in nodes:
@@ -279,6 +282,23 @@ class World:
                                  f"the published {node}")
                 if m is not None:
                     found.append(m)
+        return found
+
+    def _truth(self, build: C.CleanBuild) -> list[C.Mismatch]:
+        """The clean build's sources against their files and tables read directly (once
+        per clean build)."""
+        if build.truth_checked:
+            return []
+        build.truth_checked = True
+        truth = C.source_truth(self.root, self.pg, P.TELEMETRY, P.TELEMETRY_TYPES)
+        found = []
+        for name, want in truth.items():
+            self.figures.rule_checks += 1
+            got = build.tables.get(name)
+            m = C.diff_table("source_truth", "clean build", name, got, C.by_name(want, got),
+                             "the source's data read directly")
+            if m is not None:
+                found.append(m)
         return found
 
     def _kill(self, op: O.Op) -> tuple[str, list[C.Mismatch]]:

@@ -29,6 +29,7 @@ PG_ENV = "HW_ORACLE_PG_DSN"  # the dsn reaches the project through the environme
 DEVICES = [f"d{i}" for i in range(5)]
 DAYS = range(1, 10)  # 2026-11-01 .. 2026-11-09
 TELEMETRY = "data/telemetry"
+TELEMETRY_TYPES = {"device_id": "VARCHAR", "ts": "TIMESTAMP", "v": "BIGINT"}
 SINKS = {"report_export": ("report", "output/report.parquet"),
          "overall_export": ("overall", "output/overall.csv")}
 
@@ -269,7 +270,8 @@ def static_files(table_prefix: str) -> dict[str, str]:
         "headwater.toml": 'name = "oracle"\nthreads = 2\n',
         "sources/telemetry.toml": (
             f'type = "files"\npath = "{TELEMETRY}/*.csv"\n'
-            'columns = { device_id = "VARCHAR", ts = "TIMESTAMP", v = "BIGINT" }\n'),
+            "columns = { " + ", ".join(f'{c} = "{t}"' for c, t in TELEMETRY_TYPES.items())
+            + " }\n"),
         "sources/devices.toml": 'type = "files"\npath = "data/devices.csv"\n',
         "sources/orders.toml": (
             f'type = "postgres"\ndsn = "${{{PG_ENV}}}"\ntable = "public.{table_prefix}_orders"\n'),
