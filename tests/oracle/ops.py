@@ -191,14 +191,16 @@ def pg_op(rng: random.Random) -> Op:
 
 
 def code_op(rng: random.Random, world: World, *, allow_broken: bool = True) -> Op:
-    keys = sorted(P.CHOICES)
-    while True:
-        key = rng.choice(keys)
-        options = [(v, k) for v, k in P.CHOICES[key] if v != world.code[key]
-                   and (allow_broken or (key, v) not in P.BROKEN)]
-        if options:
-            value, kind = rng.choice(options)
-            return {"op": "code", "key": key, "value": value, "kind": kind}
+    """A code edit: first the kind of edit (each as likely as the others: a rename of a
+    column as often as a switch to a view), then a setting and value of that kind."""
+    options: dict[str, list[tuple[str, str]]] = {}
+    for key in sorted(P.CHOICES):
+        for value, kind in P.CHOICES[key]:
+            if value != world.code[key] and (allow_broken or (key, value) not in P.BROKEN):
+                options.setdefault(kind, []).append((key, value))
+    kind = rng.choice(sorted(options))
+    key, value = rng.choice(options[kind])
+    return {"op": "code", "key": key, "value": value, "kind": kind}
 
 
 # -- applying the changes of inputs ----------------------------------------------------
