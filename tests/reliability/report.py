@@ -1,8 +1,8 @@
 """Run the long forms of the reliability suite and publish the figures.
 
-    python tests/reliability/report.py                    # everything, ~20-30 minutes
+    python tests/reliability/report.py                    # everything, ~45-80 minutes
     python tests/reliability/report.py --write docs/RELIABILITY.md
-    python tests/reliability/report.py --kills 8 --fuzz 200   # a quick look
+    python tests/reliability/report.py --kills 8 --fuzz 200 --oracle-ops 100   # a quick look
 
 Each figure comes from a real run, with the command that reproduces it:
 
