@@ -152,7 +152,11 @@ def run(
 ) -> None:
     """Build what changed: ingest sources, run transforms, write sinks.
 
-    Exit status 0 only when every selected node succeeded.
+    A completed run leaves every table the environment publishes equal to a clean
+    build of the current code and data; it never changes what another environment
+    shows. With --select only the selected nodes change, and the summary names the
+    nodes downstream that are now behind. Exit status 0 only when every selected
+    node succeeded.
     """
     from headwater.console import RichReporter, print_failures, print_summary
 
@@ -368,7 +372,11 @@ def promote(env: str, target: str, project_dir: Path | None) -> None:
 @project_option
 @handle_errors
 def gc(keep_versions: int, dry_run: bool, project_dir: Path | None) -> None:
-    """Drop physical tables no environment points to."""
+    """Drop physical tables no environment points to.
+
+    Also drops old versions (snapshots) of tables that change in place and the rows
+    only they showed, keeping --keep-versions unused ones per node.
+    """
     dropped = _project(project_dir).gc(keep_versions=keep_versions, dry_run=dry_run)
     verb = "would drop" if dry_run else "dropped"
     _console().print(f"{verb} {len(dropped)} physical tables")

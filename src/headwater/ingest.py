@@ -270,11 +270,15 @@ def _ingest_partitions(
             _forget_quarantine(engine, physical)
         elif redo:
             marks = ", ".join("?" for _ in redo)
-            which = f"{_q(HIDDEN_PARTITION)} IN ({', '.join(_lit(p) for p in redo)})"
-            change.retire(which)
-            quarantine = change.companion(QUARANTINE)
-            if engine.exists(quarantine.base):  # its rows of those files go with them
-                quarantine.retire(which)
+            # only files loaded before have rows to replace (rows and bookkeeping commit
+            # together): a new file's rows cannot be there
+            held = [p for p in redo if p in stored]
+            if held:
+                which = f"{_q(HIDDEN_PARTITION)} IN ({', '.join(_lit(p) for p in held)})"
+                change.retire(which)
+                quarantine = change.companion(QUARANTINE)
+                if engine.exists(quarantine.base):  # its rows of those files go with them
+                    quarantine.retire(which)
             for table in (meta, part_cols):
                 engine.execute(f"DELETE FROM {table} WHERE physical = ? AND part IN ({marks})",
                                [physical, *redo])

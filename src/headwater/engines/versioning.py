@@ -75,9 +75,24 @@ def rows_versioned(engine: Engine) -> bool:
 
 def head(engine: Engine, base: str) -> int | None:
     """The newest version of ``base`` (None: never versioned)."""
+    heads = _heads(engine)
+    if base in heads:
+        return heads[base]
     rows = engine.fetch(f"SELECT max(CAST(version AS BIGINT)) FROM {VERSIONS} WHERE base = ?",
                         [base])
-    return int(rows[0][0]) if rows and rows[0][0] is not None else None
+    found = int(rows[0][0]) if rows and rows[0][0] is not None else None
+    heads[base] = found
+    return found
+
+
+def _heads(engine: Engine) -> dict[str, int | None]:
+    """Newest versions this engine (one writing process) has read or written: asked for
+    again and again within a run, changed only by this process's commits."""
+    heads: dict[str, int | None] | None = getattr(engine, "_version_heads", None)
+    if heads is None:
+        heads = {}
+        engine._version_heads = heads  # type: ignore[attr-defined]
+    return heads
 
 
 def resolve(engine: Engine, physical: str) -> tuple[str, bool]:
@@ -99,6 +114,7 @@ class Change:
     version: int
     fresh: bool = False  # the base is (re)created by this change
     active: bool = True  # False: the engine keeps no versions (plain DELETE and INSERT)
+    synced: bool = False  # the archive has the base's columns (checked once per change)
     # columns the base keeps (older versions show them) that this version has not: no
     # current input has them any more (a column dropped from every file of a source)
     left_out: frozenset[str] = frozenset()
@@ -132,8 +148,11 @@ class Change:
                 f" {self.version}::BIGINT AS {_q(VERSION_TO)} FROM {_fq(self.base)}{where}")
         self.engine.execute(f"DELETE FROM {_fq(self.base)}{where}")
 
-    def _sync_archive(self) -> None:
+    def _sync_archive(self, again: bool = False) -> None:
         """The archive has every column of the base (the base may have gained some)."""
+        if self.synced and not again:
+            return
+        self.synced = True
         archive = archive_name(self.base)
         if not self.engine.exists(archive):
             self.engine.execute(
@@ -169,13 +188,14 @@ class Change:
                 self.engine.execute(f"DROP TABLE IF EXISTS {_fq(archive_name(self.base))}")
             self.engine.execute(f"DELETE FROM {VERSIONS} WHERE base = ?", [self.base])
         if self.rows:
-            self._sync_archive()
+            self._sync_archive(again=True)  # the load may have added columns since
         make_snapshot(self.engine, self.base, self.version, name, self.left_out)
         self.engine.execute(f"DELETE FROM {VERSIONS} WHERE base = ? AND version = ?",
                             [self.base, self.version])
         self.engine.execute(
             f"INSERT INTO {VERSIONS} (base, version, snapshot, left_out) VALUES (?, ?, ?, ?)",
             [self.base, self.version, name, json.dumps(sorted(self.left_out))])
+        _heads(self.engine)[self.base] = self.version
         return name
 
 
@@ -203,6 +223,7 @@ def adopt(engine: Engine, base: str) -> None:
     make_snapshot(engine, base, 0, snapshot_name(base, 0))
     engine.execute(f"INSERT INTO {VERSIONS} (base, version, snapshot) VALUES (?, 0, ?)",
                    [base, snapshot_name(base, 0)])
+    _heads(engine)[base] = 0
 
 
 def make_snapshot(engine: Engine, base: str, version: int, name: str,
@@ -290,4 +311,5 @@ def forget(engine: Engine, base: str) -> None:
     if rows_versioned(engine):
         engine.execute(f"DROP TABLE IF EXISTS {_fq(archive_name(base))}")
     engine.execute(f"DELETE FROM {VERSIONS} WHERE base = ?", [base])
+    _heads(engine).pop(base, None)
 
