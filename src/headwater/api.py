@@ -452,7 +452,20 @@ class Project:
             return engine.query(f"SELECT * FROM {ref}", limit=limit)
 
     def query(self, sql: str, *, limit: int | None = None) -> pa.Table:
-        """A read-only query against the published tables (prod views are in ``main``)."""
+        """A read-only query against the published tables (prod views are in ``main``).
+
+        Only a query over the environments' published tables is run: no file, extension,
+        setting or other database can be reached (``headwater.query_guard``)."""
+        from headwater.query_guard import check_query
+
+        tables: dict[str, set[str]] = {"main": set()}
+        for env in self.state.environments():
+            names = tables.setdefault(public_schema(env), set())
+            for name, pub in self.state.published(env).items():
+                if pub.physical is not None:  # a source's rejects and quarantine too
+                    names |= {name, f"{name}__rejected", f"{name}__quarantine"}
+        catalog = Path(getattr(self.make_engine(), "path", "warehouse")).stem
+        check_query(sql, tables, catalog, tables)
         with self.reading() as engine:
             try:
                 return engine.query(sql, limit=limit)

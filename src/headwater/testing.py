@@ -37,3 +37,15 @@ def invoke(args: Sequence[str]) -> Result:
     from headwater.cli import main
 
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def public_tables(root: Path, env: str = "prod") -> set[str]:
+    """The names an environment's schema holds in the warehouse (its views), read from
+    DuckDB's catalog, which ``headwater query`` does not reach."""
+    from headwater import Project
+    from headwater.engines.base import public_schema
+
+    with Project(root).reading() as engine:
+        rows = engine.query("SELECT table_name FROM information_schema.tables WHERE"
+                            f" table_schema = '{public_schema(env)}'")
+    return {r["table_name"] for r in rows.to_pylist()}

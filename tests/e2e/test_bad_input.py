@@ -41,6 +41,7 @@ import pytest
 
 from headwater import Project
 from headwater.errors import HeadwaterError
+from headwater.testing import public_tables
 
 pytestmark = pytest.mark.slow
 
@@ -141,10 +142,7 @@ def found(text: str, stream: str) -> bool:
 
 
 def published_tables(project: Path) -> set[str]:
-    rows = Project(project).query(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
-    )
-    return {row["table_name"] for row in rows.to_pylist()}
+    return public_tables(project)
 
 
 def assert_nothing_half_published(
@@ -254,9 +252,10 @@ def test_runtime_failure_publishes_nothing(tmp_path: Path) -> None:
     api = Project(project)
     assert api.query("SELECT n FROM order_count").to_pylist() == [{"n": 3}]
     for name in ("broken", "broken_report"):
-        with pytest.raises(HeadwaterError, match="does not exist"):
+        with pytest.raises(HeadwaterError, match="not a published table"):
             api.query(f"SELECT * FROM {name}")
-    tables = api.query("SELECT table_schema, table_name FROM information_schema.tables")
+    with api.reading() as engine:
+        tables = engine.query("SELECT table_schema, table_name FROM information_schema.tables")
     names = {row["table_name"] for row in tables.to_pylist()}
     assert {"orders", "order_count"} <= names
     assert not [t for t in names if t.startswith("broken")], names  # no view, no physical

@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from headwater import Project
-from headwater.testing import write_project
+from headwater.testing import public_tables, write_project
 
 from .helpers import TcpProxy, cli, free_port
 
@@ -53,9 +53,7 @@ def statuses(out: str) -> dict[str, str]:
 
 
 def published(root: Path) -> set[str]:
-    rows = Project(root).query(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")
-    return {r["table_name"] for r in rows.to_pylist()}
+    return public_tables(root)
 
 
 # -- PostgreSQL ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from headwater import Project
-from headwater.testing import write_project
+from headwater.testing import public_tables, write_project
 
 from .helpers import cli
 
@@ -55,9 +55,7 @@ def hostile_files(tmp_path: Path) -> Path:
 
 
 def tables(root: Path) -> set[str]:
-    rows = Project(root).query(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'")
-    return {r["table_name"] for r in rows.to_pylist()}
+    return public_tables(root)
 
 
 def test_hostile_names_and_values_in_files_checks_and_nodes(hostile_files: Path) -> None:

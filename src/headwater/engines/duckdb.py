@@ -79,6 +79,12 @@ class DuckDBEngine(Engine):
             config["memory_limit"] = self.memory_limit
         if self.threads:
             config["threads"] = self.threads
+        if read_only:
+            # whatever SQL a reader runs reaches this file's tables and nothing else: no
+            # file system, no extensions, no settings (see headwater.query_guard)
+            config.update(enable_external_access=False, autoload_known_extensions=False,
+                          autoinstall_known_extensions=False,
+                          allow_community_extensions=False, lock_configuration=True)
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only, config=config)
         except duckdb.IOException as exc:
