@@ -247,7 +247,9 @@ def _build_python(node: PythonNode, engine: Engine, physical: str, up: Mapping[s
             kwargs[param] = to_frame(engine.read(up[param]), kind)
     try:
         result = func(**kwargs)
-    except Exception as exc:
+    except BaseException as exc:  # sys.exit() too: user code can fail its node, never the run
+        if isinstance(exc, KeyboardInterrupt):
+            raise
         raise _user_code_error(node, exc, f"{node.function}() raised") from None
     if hasattr(engine, "build_frame") and type(result).__module__.startswith("pyspark."):
         engine.build_frame(physical, result)  # a Spark DataFrame stays in Spark
@@ -270,7 +272,9 @@ def _load_module(node: PythonNode) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except BaseException as exc:  # a sys.exit() at import fails the node, not the run
+        if isinstance(exc, KeyboardInterrupt):
+            raise
         raise _user_code_error(node, exc, "importing the module raised") from None
     sys.modules.pop(mod_name, None)
     return module

@@ -496,7 +496,10 @@ class Runner:
                                         seconds=time.perf_counter() - started,
                                         error=exc.render(), checks=checks), at)
             return
-        except Exception as exc:  # an engine bug or driver error: report, do not crash the run
+        except BaseException as exc:  # an engine bug, a driver error, a SystemExit from user
+            # code that got past it: the node fails, the run goes on and ends properly
+            if isinstance(exc, KeyboardInterrupt):
+                raise
             self._finish(np, NodeResult(np.name, np.kind, "failed", "error",
                                         seconds=time.perf_counter() - started,
                                         error=f"{node.path}: {type(exc).__name__}: {exc}"), at)

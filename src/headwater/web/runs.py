@@ -260,25 +260,28 @@ class RunManager:
         except HeadwaterError as exc:
             job.failure = exc
             self._fail(job, exc.message, exc.hint)
-        except Exception as exc:  # a bug: report it to the page rather than lose the thread
+        except BaseException as exc:  # a bug, or a SystemExit: the page hears of it, and the
+            # job ends (a job left "running" would refuse every later run with 409)
             log.exception("run failed")
             job.failure = HeadwaterError(f"internal error: {type(exc).__name__}: {exc}")
             self._fail(job, job.failure.message, None)
         finally:
             if project is not None and "state" in project.__dict__:
                 project.state.close()
-        if self.on_finish is not None:
-            self.on_finish()
-        if result is not None:
-            with self.lock:
-                job.run_id = result.run_id
-                job.status = result.status
-            payload = result.to_json()
-            payload["wall_seconds"] = round(time.perf_counter() - t0, 3)
-            self.publish("run_finished", payload)
-        with self.lock:
-            job.done.set()
-            job.started.set()
+            try:
+                if self.on_finish is not None:
+                    self.on_finish()
+                if result is not None:
+                    with self.lock:
+                        job.run_id = result.run_id
+                        job.status = result.status
+                    payload = result.to_json()
+                    payload["wall_seconds"] = round(time.perf_counter() - t0, 3)
+                    self.publish("run_finished", payload)
+            finally:
+                with self.lock:
+                    job.done.set()
+                    job.started.set()
 
     def _fail(self, job: Job, message: str, hint: str | None) -> None:
         with self.lock:
