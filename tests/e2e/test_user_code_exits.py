@@ -19,7 +19,6 @@ from headwater.web.events import Broadcaster
 from headwater.web.runs import RunManager, WarehouseGate
 
 
-
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
     return subprocess.run([sys.executable, "-m", "headwater.cli", *args], env=env,
