@@ -48,6 +48,8 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except HeadwaterError as exc:
             click.echo(click.style("error: ", fg="red", bold=True) + exc.render(), err=True)
+            if kwargs.get("as_json"):  # --json: a document on stdout for every outcome
+                click.echo(dump_json(_error_json(exc)))
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -64,6 +66,15 @@ def handle_errors(func: F) -> F:
             sys.exit(70)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _error_json(exc: Any) -> dict[str, Any]:
+    """What ``--json`` prints when a command fails before it has a result of its own."""
+    return {"status": "error", "error": {
+        "type": type(exc).__name__, "message": exc.message,
+        "path": exc.location.split(":")[0] if exc.location else None,
+        "line": exc.line, "column": exc.column, "hint": exc.hint,
+        "exit_code": exc.exit_code}}
 
 
 def project_option(func: F) -> F:

@@ -387,11 +387,10 @@ def source_data_fps(
                 out[name] = str(with_retries(connector.data_fingerprint,
                                              retries=node.config.retries,
                                              delay=node.config.retry_delay))
-            except ConnectorError as exc:
-                if not exc.transient:
-                    raise
-                # still unreachable: plan the source to run, so that only its read (which
-                # reports the error) and what depends on it fail, not the whole project
+            except ConnectorError:
+                # unreachable, or a permanent error (a missing table, a wrong password):
+                # plan the source to run, so that only its read (which reports the error)
+                # and what depends on it fail, not the whole project
                 out[name] = UNREACHABLE + uuid.uuid4().hex
     return out
 
@@ -401,5 +400,6 @@ UNREACHABLE = "unreachable:"  # data fingerprint of a source that could not be r
 
 def _unreachable(plan: NodePlan, data_fp: str | None) -> NodePlan:
     if data_fp is not None and data_fp.startswith(UNREACHABLE) and plan.action == "run":
-        plan.reason = f"source {plan.name} was unreachable while planning; reading it anyway"
+        plan.reason = (f"source {plan.name} could not be read while planning; reading it"
+                       " anyway (its error follows)")
     return plan

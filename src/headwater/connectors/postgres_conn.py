@@ -187,6 +187,8 @@ _PERMANENT_TEXT = (
     "password authentication failed", "does not exist", "permission denied",
     "no pg_hba.conf entry", "authentication failed", "syntax error", "invalid input",
     "no password supplied", "role ", "certificate",
+    # a malformed DSN or option fails the same way every time
+    "invalid ", "unrecognized ", 'missing "="', "unsupported ",
 )
 
 

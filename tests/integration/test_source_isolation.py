@@ -1,0 +1,82 @@
+"""One bad source fails its branch, not the project (issue 17, item 7), on a real
+PostgreSQL server: a missing table, a bad query, an unknown role or database, an
+invalid option. The rest builds, the run exits non-zero, ``--json`` prints a document
+for every failure (configuration errors included), and permanent errors are not called
+transient."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from headwater.testing import write_project
+
+DSN = os.environ.get("HEADWATER_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+BAD = {
+    "missing_table": 'dsn = "{dsn}"\ntable = "public.hw_no_such_table_xyz"\n',
+    "bad_query": 'dsn = "{dsn}"\nquery = "SELEC 1"\n',
+    "unknown_role": 'dsn = "{role_dsn}"\nquery = "SELECT 1 AS x"\n',
+    "unknown_database": 'dsn = "{db_dsn}"\nquery = "SELECT 1 AS x"\n',
+    "bogus_sslmode": 'dsn = "{dsn}?sslmode=bogus"\nquery = "SELECT 1 AS x"\n',
+}
+
+
+def pg_up() -> str | None:
+    try:
+        import psycopg
+
+        psycopg.connect(DSN, connect_timeout=3).close()
+    except Exception as exc:  # noqa: BLE001 - any failure means: no server here
+        return str(exc)
+    return None
+
+
+pytestmark = pytest.mark.skipif(pg_up() is not None, reason=f"no PostgreSQL at {DSN}")
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    return subprocess.run([sys.executable, "-m", "headwater.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=180)
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_a_permanently_broken_source_fails_only_its_branch(tmp_path: Path, case: str) -> None:
+    root = tmp_path / "p"
+    base, _, _ = DSN.rpartition("/")
+    body = BAD[case].format(dsn=DSN, role_dsn=DSN.replace("postgres@", "hw_no_role@"),
+                            db_dsn=f"{base}/hw_no_such_db")
+    write_project(root, {
+        "sources/good.toml": 'type = "files"\npath = "data/a.csv"\n',
+        "sources/orders.toml": 'type = "postgres"\nretries = 0\n' + body,
+        "transforms/fine.sql": "SELECT count(*) AS n FROM good\n",
+        "transforms/uses_orders.sql": "SELECT * FROM orders\n",
+    })
+    (root / "data").mkdir()
+    (root / "data/a.csv").write_text("id\n1\n")
+    proc = cli("run", "--json", "--project", str(root))
+    assert proc.returncode == 1, proc.stderr
+    out = json.loads(proc.stdout)
+    nodes = {n["name"]: n for n in out["nodes"]}
+    assert nodes["fine"]["status"] == "executed" and nodes["good"]["status"] == "executed"
+    assert nodes["orders"]["status"] == "failed"
+    assert nodes["uses_orders"]["status"] == "skipped"
+    assert "orders.toml" in nodes["orders"]["error"]
+    assert "transient" not in nodes["orders"]["error"], nodes["orders"]["error"]
+    assert "Traceback" not in proc.stderr
+
+
+def test_json_is_printed_for_a_configuration_error(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    write_project(root, {"transforms/a.sql": "SELECT * FROM nowhere_at_all\n"})
+    proc = cli("run", "--json", "--project", str(root))
+    assert proc.returncode != 0
+    out = json.loads(proc.stdout)
+    assert out["status"] == "error" and "nowhere_at_all" in out["error"]["message"]
+    assert out["error"]["path"].endswith("a.sql")
