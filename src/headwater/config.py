@@ -143,14 +143,9 @@ class NodeConfig(StrictModel):
 
 def read_toml(path: Path) -> tuple[dict[str, Any], str]:
     """Parse a TOML file; a syntax error becomes a ProjectError with line and caret."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ProjectError(f"cannot read file: {exc.strerror}", path=path) from None
-    except UnicodeDecodeError as exc:
-        raise ProjectError(
-            f"file is not UTF-8 text (byte {exc.start})", path=path, hint="save it as UTF-8"
-        ) from None
+    from headwater.project.files import read_text
+
+    text = read_text(path)[1]  # size-limited, UTF-8, a BOM dropped
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:

@@ -418,7 +418,7 @@ class ProjectLineage:
         node = self.project.nodes[name]
         params = tuple(node.upstream)
         try:
-            text = node.path.read_text("utf-8")
+            text = node.path.read_text("utf-8-sig")
         except (OSError, UnicodeDecodeError):
             text = ""
         declared = read_declaration(text, node.path, params) or {}

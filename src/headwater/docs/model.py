@@ -128,7 +128,7 @@ def _code(node: Any) -> tuple[str, str]:
         return getattr(node, "sql", ""), "sql"
     if node.kind == "python":
         try:
-            return node.path.read_text("utf-8"), "python"
+            return node.path.read_text("utf-8-sig"), "python"
         except (OSError, UnicodeDecodeError):
             return "", "python"
     return "", "toml"  # configuration is shown masked, never as raw text
@@ -235,7 +235,7 @@ def safe_config(path: Path) -> list[tuple[str, str]]:
     so are passwords inside URLs or ``key=value`` connection strings.
     """
     try:
-        data = tomllib.loads(path.read_text("utf-8"))
+        data = tomllib.loads(path.read_text("utf-8-sig"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return []
     rows: list[tuple[str, str]] = []

@@ -8,7 +8,7 @@ change is loaded without importing sqlglot.
 from __future__ import annotations
 
 import hashlib
-import os
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +29,7 @@ from headwater.errors import (
     did_you_mean,
 )
 from headwater.graph import Graph
+from headwater.project.files import LoadWarning, case_clash, discover, name_key, read_text
 from headwater.project.nodes import (
     CustomCheck,
     Node,
@@ -41,6 +42,9 @@ from headwater.project.nodes import (
 
 CONFIG_FILE = "headwater.toml"
 PARSE_VERSION = "6"  # bump when the cached analysis changes shape or meaning
+
+log = logging.getLogger(__name__)
+_warned: set[LoadWarning] = set()  # each warning once per process (serve and schedule reload)
 
 
 class ParseCache(Protocol):
@@ -57,6 +61,7 @@ class LoadedProject:
     nodes: dict[str, Node]
     graph: Graph
     custom_checks: list[CustomCheck] = field(default_factory=list)
+    warnings: list[LoadWarning] = field(default_factory=list)  # files left out, and why
 
     def tags(self) -> dict[str, tuple[str, ...]]:
         return {n: node.tags for n, node in self.nodes.items()}
@@ -71,9 +76,15 @@ def find_root(start: Path) -> Path:
     for d in (start, *start.parents):
         if (d / CONFIG_FILE).is_file():
             return d
+    try:
+        variant = next((p for p in start.iterdir() if p.name.lower() == CONFIG_FILE), None)
+    except OSError:
+        variant = None
     raise ProjectError(
         f"not a Headwater project: no {CONFIG_FILE} in {start} or its parents",
-        hint="run `headwater init DIR` to create one, or pass --project DIR",
+        path=variant,
+        hint=f"rename {variant.name} to {CONFIG_FILE} (the name is lower-case)" if variant
+        else "run `headwater init DIR` to create one, or pass --project DIR",
     )
 
 
@@ -83,30 +94,21 @@ def load_project(root: Path, cache: ParseCache | None = None) -> LoadedProject:
     data, text = read_toml(config_path)
     config: ProjectConfig = validate(ProjectConfig, data, config_path, text)
 
+    files = discover(root)
+    for warning in files.warnings:
+        if warning not in _warned:
+            _warned.add(warning)
+            log.warning("warning: %s", warning.render())
     cached = cache.get_many() if cache is not None else {}
     fresh: dict[str, dict[str, Any]] = {}
     nodes: dict[str, Node] = {}
-
-    def add(node: Node) -> None:
-        other = nodes.get(node.name)
-        if other is not None:
-            a, b = sorted([_rel(other.path, root), _rel(node.path, root)])
-            raise ProjectError(
-                f"two nodes are named {node.name!r}: {a} and {b}",
-                path=node.path,
-                hint="node names come from file names and must be unique; rename one file",
-            )
+    _check_names([*files["sources"], *files["transforms"], *files["sinks"]], root)
+    for node in (*(_load_source(p, root) for p in files["sources"]),
+                 *(_load_transform(p, config.dialect, cached, fresh) for p in files["transforms"]),
+                 *(_load_sink(p, root) for p in files["sinks"])):
         nodes[node.name] = node
 
-    for path in sorted((root / "sources").glob("*.toml")):
-        add(_load_source(path, root))
-    for path in _transform_files(root):
-        add(_load_transform(path, config.dialect, cached, fresh))
-    for path in sorted((root / "sinks").glob("*.toml")):
-        add(_load_sink(path, root))
-
-    customs = [_load_custom_check(p, config.dialect, cached, fresh)
-               for p in sorted((root / "checks").glob("*.sql"))]
+    customs = [_load_custom_check(p, config.dialect, cached, fresh) for p in files["checks"]]
     if cache is not None and fresh:
         cache.put_many(fresh)
     _check_refs(nodes, root)
@@ -116,7 +118,24 @@ def load_project(root: Path, cache: ParseCache | None = None) -> LoadedProject:
         _attach_custom_checks(customs, nodes, graph, root)
     except CycleError as exc:
         raise _cycle_error(exc.cycle, nodes, root) from None
-    return LoadedProject(root, config, config_path, nodes, graph, customs)
+    return LoadedProject(root, config, config_path, nodes, graph, customs, files.warnings)
+
+
+def _check_names(paths: list[Path], root: Path) -> None:
+    """Node names (file names) are unique, also ignoring case: before any file is parsed."""
+    seen: dict[str, Path] = {}
+    for path in paths:
+        other = seen.setdefault(name_key(path.stem), path)
+        if other == path:
+            continue
+        if other.stem != path.stem:
+            raise case_clash(path.stem, other.stem, path, other, root)
+        a, b = sorted([_rel(other, root), _rel(path, root)])
+        raise ProjectError(
+            f"two nodes are named {path.stem!r}: {a} and {b}",
+            path=path,
+            hint="node names come from file names and must be unique; rename one file",
+        )
 
 
 def _cycle_error(cycle: list[str], nodes: dict[str, Node], root: Path) -> CycleError:
@@ -162,20 +181,9 @@ def _snippet(path: Path, line: int | None, column: int | None) -> str | None:
     if not line:
         return None
     try:
-        return caret_snippet(path.read_text("utf-8"), line, column) or None
-    except (OSError, UnicodeDecodeError):
+        return caret_snippet(read_text(path)[1], line, column) or None
+    except ProjectError:
         return None
-
-
-def _transform_files(root: Path) -> list[Path]:
-    folder = root / "transforms"
-    try:
-        names = sorted(os.listdir(folder))  # sorting strings, not Paths: 10x cheaper
-    except FileNotFoundError:
-        return []
-    return [folder / n for n in names
-            if n.endswith((".sql", ".py")) and not n.startswith(("_", "."))
-            and os.path.isfile(folder / n)]
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -274,16 +282,7 @@ def _connector_class(
 def _load_transform(
     path: Path, dialect: str, cached: dict[str, dict[str, Any]], fresh: dict[str, dict[str, Any]]
 ) -> Node:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ProjectError(f"cannot read file: {exc.strerror}", path=path) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ProjectError(
-            f"file is not UTF-8 text (byte {exc.start})", path=path, hint="save it as UTF-8"
-        ) from None
+    raw, text = read_text(path)
     key = hashlib.sha256(
         raw + f"\0{path.suffix}\0{dialect}\0{PARSE_VERSION}\0{path.stem}".encode()
     ).hexdigest()
@@ -342,14 +341,7 @@ def _load_custom_check(
 ) -> CustomCheck:
     from headwater.project.sql import SqlAnalysis, analyse_sql
 
-    try:
-        text = path.read_text("utf-8")
-    except OSError as exc:
-        raise ProjectError(f"cannot read file: {exc.strerror}", path=path) from None
-    except UnicodeDecodeError as exc:
-        raise ProjectError(
-            f"file is not UTF-8 text (byte {exc.start})", path=path, hint="save it as UTF-8"
-        ) from None
+    text = read_text(path)[1]
     key = hashlib.sha256(f"check\0{text}\0{dialect}\0{PARSE_VERSION}".encode()).hexdigest()
     entry = cached.get(key)
     if entry is None:
