@@ -7,10 +7,8 @@ User output is not logging: this module renders with rich; diagnostics go to
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    import pyarrow as pa
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -170,16 +168,6 @@ def print_diff(console: Console, diffs: list[Any], env_a: str, env_b: str) -> No
                       "" if d.rows_a is None else f"{d.rows_a:,}",
                       "" if d.rows_b is None else f"{d.rows_b:,}", schema)
     console.print(table)
-
-
-def arrow_table(console: Console, data: pa.Table, title: str | None = None) -> None:
-    table = Table(title=title, title_justify="left")
-    for field in data.schema:
-        table.add_column(f"{field.name}\n[dim]{field.type}[/]")
-    for row in data.to_pylist():
-        table.add_row(*("NULL" if v is None else str(v) for v in row.values()))
-    console.print(table)
-    console.print(f"[dim]{data.num_rows} rows[/]")
 
 
 def elapsed(t0: float) -> str:
