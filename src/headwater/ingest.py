@@ -250,10 +250,11 @@ def _ingest_partitions(
     table) the replaced rows stay visible in earlier snapshots and the load ends
     with a new one (``result.snapshot``).
     """
-    from headwater.engines.base import META_SCHEMA
+    from headwater.engines.base import INTERNAL_SCHEMA, META_SCHEMA
 
     meta = f'"{META_SCHEMA}".partitions'
     part_cols = f'"{META_SCHEMA}".part_columns'
+    table = f'"{INTERNAL_SCHEMA}".{_q(physical)}'
     current = dict(connector.partitions())
     stored = dict(engine.fetch(f"SELECT part, digest FROM {meta} WHERE physical = ?",
                                [physical])) if exists else {}
@@ -289,7 +290,7 @@ def _ingest_partitions(
             engine.execute(f"INSERT INTO {meta} VALUES (?, ?, ?)",
                            [physical, part, current[part]])
             engine.execute(f"INSERT INTO {part_cols} VALUES (?, ?, ?)",
-                           [physical, part, json.dumps(read_cols)])
+                           [physical, part, json.dumps(columns_of(part))])
         change.left_out = _left_out(engine, physical)
         result.snapshot = _commit(change)
 
@@ -313,6 +314,18 @@ def _ingest_partitions(
     # is left out of the table's new version, as a clean load of the files would)
     read_cols = sorted(c for c, src, _ in projection if src is not None
                        and not c.startswith(HIDDEN_PREFIX))
+
+    def columns_of(part: str) -> list[str]:
+        """A file's own columns: from its header or schema, else those it has values in."""
+        own = getattr(connector, "part_columns", {}).get(part)
+        if own is not None:
+            return sorted(c for c in own if c in read_cols)
+        if len(changed) == 1:
+            return read_cols
+        counts = engine.fetch(
+            f"SELECT {', '.join(f'count({_q(c)})' for c in read_cols)} FROM {table}"
+            f" WHERE {_q(HIDDEN_PARTITION)} = ?", [part]) if read_cols else [()]
+        return [c for c, n in zip(read_cols, counts[0], strict=True) if n]
     engine.load_arrow(physical, reader, projection, append=exists, stage_hook=hook,
                       before=before, after=after,
                       version=change.version if change.rows else None)

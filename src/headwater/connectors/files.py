@@ -150,6 +150,9 @@ class FilesSource(SourceConnector):
         # set by ingestion: read only these partitions, and tag each row with its own
         self.only_partitions: set[str] | None = None
         self.tag_partitions = False
+        # after read(): the columns each file (by its partition name) has, where the
+        # format says so without a scan (a CSV header, a Parquet schema)
+        self.part_columns: dict[str, list[str]] = {}
 
     # -- which files ----------------------------------------------------------------------
 
@@ -287,6 +290,7 @@ class FilesSource(SourceConnector):
                 )
             types = self._types()
             inputs, compression, encoding, early_rejects = self._prepare(inputs, fmt, scratch)
+            self.part_columns = self._columns_of(inputs, fmt)
             quarantine = self.config.on_bad_rows == "quarantine"
             # DuckDB's reject store also makes its CSV sniffer tolerate a few bad lines
             # (without it one over-long line can turn the file into a single column),
@@ -345,6 +349,25 @@ class FilesSource(SourceConnector):
                 scratch.cleanup()
 
         return pa.RecordBatchReader.from_batches(reader.schema, batches())
+
+    def _columns_of(self, inputs: list[tuple[Path, str]], fmt: str) -> dict[str, list[str]]:
+        """Each file's own columns: a clean read of all files has the union of them."""
+        out: dict[str, list[str]] = {}
+        for path, shown in inputs:
+            cols: set[str] | None = None
+            if fmt in ("csv", "tsv") and self.config.header:
+                cols = _header_columns(str(path), self.config.delimiter or (
+                    "\t" if fmt == "tsv" else ","))
+            elif fmt == "parquet":
+                try:
+                    import pyarrow.parquet as pq
+
+                    cols = set(pq.read_schema(path).names)
+                except Exception:  # noqa: BLE001 - DuckDB's read reports a bad file
+                    cols = None
+            if cols is not None:
+                out[shown] = sorted(cols)
+        return out
 
     def _inputs(self, scratch: Scratch) -> list[tuple[Path, str]]:
         """(local file, name to show) for every file to read; S3 objects are downloaded."""
