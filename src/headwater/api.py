@@ -39,6 +39,7 @@ from headwater.plan import NodePlan, Plan, build_plan, source_data_fps
 from headwater.project.loader import LoadedProject, find_root, load_project
 from headwater.runner import Reporter, Runner, RunResult
 from headwater.state import StateStore
+from headwater.warehouse_users import InterruptedForRun, command_name, open_for_writing, reader
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +164,9 @@ class Project:
         deferred = {n: deferral_reason(src, closed[src]) for n, src in held.items()}
         before = self.state.file_hashes()
         cache = before.copy()
-        data_fps = source_data_fps(self.loaded, [n for n in chosen if n not in closed], cache)
+        errors: dict[str, str] = {}
+        data_fps = source_data_fps(self.loaded, [n for n in chosen if n not in closed], cache,
+                                   errors)
         self.state.save_file_hashes(cache, before)
         plan = build_plan(
             self.loaded,
@@ -182,6 +185,7 @@ class Project:
             },
         )
         plan.file_digests = cache
+        plan.source_errors = errors
         if preview:
             self._preview_windows(plan, env)
         return plan
@@ -258,7 +262,8 @@ class Project:
         """Run the selected nodes that need it; publish each only after it succeeded."""
         env = env or self.env
         lock = ProjectLock(self.state_dir / "run.lock")
-        lock.acquire(wait=wait, on_wait=on_wait)
+        lock.acquire(wait=wait, on_wait=None if on_wait is None else (
+            lambda holder: on_wait(f"waiting for the run in progress ({holder}) to finish")))
         emitter = None
         try:
             self.reload()
@@ -277,7 +282,7 @@ class Project:
             gone = select is None and exclude is None and any(
                 n not in self.loaded.nodes for n in self.state.published(env))
             if plan.to_run or gone or not _warehouse_exists(engine):
-                engine.open()
+                open_for_writing(self.state, engine, on_wait=on_wait)
                 try:
                     environments.reconcile_views(self.state, engine, env)
                     if self._reconcile(engine):
@@ -403,7 +408,7 @@ class Project:
         lock.acquire(wait=wait)
         engine = self.make_engine()
         try:
-            engine.open()
+            open_for_writing(self.state, engine)
             for env in self.state.environments():
                 environments.reconcile_views(self.state, engine, env)
             self._reconcile(engine)
@@ -416,15 +421,37 @@ class Project:
 
     @contextmanager
     def reading(self) -> Iterator[Engine]:
-        """A read-only engine; raises WarehouseBusyError while a run writes."""
+        """A read-only engine; raises WarehouseBusyError while a run writes. A run that
+        waits for it stops its query after a few seconds (``headwater.warehouse_users``)."""
+        from headwater.engines.duckdb import WarehouseBusyError
+
         engine = self.make_engine()
         if not _warehouse_exists(engine):
             raise HeadwaterError(
                 "nothing has been built yet", hint="run `headwater run` first"
             )
-        engine.open(read_only=True)
         try:
-            yield engine
+            engine.open(read_only=True)
+        except WarehouseBusyError as exc:
+            running = [r for r in self.state.runs(limit=5) if r["status"] == "running"]
+            if running:  # say which run: what really holds the file
+                r = running[0]
+                raise WarehouseBusyError(
+                    f"the warehouse is busy: a headwater run ({r['run_id']}, env"
+                    f" {r['env']}, started {r['started_at'][:19].replace('T', ' ')} UTC) is"
+                    " writing to it", path=exc.path, hint=exc.hint,
+                    holder_pid=exc.holder_pid) from None
+            raise
+        try:
+            with reader(self.state, engine, f"headwater {command_name()}") as stopped:
+                try:
+                    yield engine
+                except Exception:
+                    if stopped.is_set():
+                        raise InterruptedForRun(
+                            "the query was stopped: a run is waiting for the warehouse",
+                            hint="run it again once the run is done") from None
+                    raise
         finally:
             engine.close()
 

@@ -176,8 +176,8 @@ def run(
     err = _console(stderr=True)
     reporter = None if as_json else RichReporter(_console())
 
-    def waiting(holder: str) -> None:
-        err.print(f"[yellow]waiting[/] for the run in progress ({holder}) to finish ...")
+    def waiting(what: str) -> None:
+        err.print(f"[yellow]{what}[/] ...", highlight=False)
 
     try:
         result = project.run(
@@ -244,7 +244,11 @@ def plan(
     full_refresh: bool,
     as_json: bool,
 ) -> None:
-    """Show what a run would do, in order, and why, without running anything."""
+    """Show what a run would do, in order, and why, without running anything.
+
+    Exit status 1 when a source cannot be read (its error is printed; a run would build
+    everything that does not depend on it), 2 when the project itself is wrong.
+    """
     from headwater.console import print_plan
 
     project = _project(project_dir, env)
@@ -254,6 +258,10 @@ def plan(
         click.echo(dump_json(result.to_json()))
     else:
         print_plan(_console(), result)
+    err = _console(stderr=True)
+    for text in result.source_errors.values():
+        err.print(text, markup=False, highlight=False)
+    sys.exit(1 if result.source_errors else 0)
 
 
 @main.command("test")
@@ -309,10 +317,10 @@ def dag(project_dir: Path | None, fmt: str) -> None:
 @handle_errors
 def show(node: str, project_dir: Path | None, env: str, limit: int) -> None:
     """Preview the rows of a published table."""
-    from headwater.console import arrow_table
+    from headwater.formatting import print_table
 
     project = _project(project_dir, env)
-    arrow_table(_console(), project.table(node, limit=limit), title=node)
+    print_table(_console(), project.table(node, limit=limit), title=node)
 
 
 @main.command()
@@ -331,20 +339,14 @@ def query(sql: str, project_dir: Path | None, fmt: str, limit: int | None) -> No
     """Run a read-only SQL query against the published tables."""
     project = _project(project_dir)
     data = project.query(sql, limit=limit)
+    from headwater import formatting
+
     if fmt == "json":
-        click.echo(json.dumps(data.to_pylist(), default=str, indent=2))
+        click.echo(formatting.to_json(data))
     elif fmt == "csv":
-        import io
-
-        import pyarrow.csv as pacsv
-
-        buf = io.BytesIO()
-        pacsv.write_csv(data, buf)
-        click.echo(buf.getvalue().decode().rstrip("\n"))
+        click.echo(formatting.to_csv(data))
     else:
-        from headwater.console import arrow_table
-
-        arrow_table(_console(), data)
+        formatting.print_table(_console(), data)
 
 
 @main.command()

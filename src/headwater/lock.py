@@ -22,10 +22,19 @@ class ProjectLock:
         self._fd: int | None = None
 
     def holder(self) -> str:
+        """Who holds the lock, and since when (as the holder wrote it)."""
         try:
-            return self.path.read_text().strip() or "another process"
+            text = self.path.read_text().strip()
         except OSError:
             return "another process"
+        pid, _, since = text.partition(" since ")
+        if not since:
+            return text or "another process"
+        try:
+            age = time.time() - float(since)
+        except ValueError:
+            return pid
+        return f"{pid}, for {age:.0f}s"
 
     def acquire(
         self,
@@ -46,17 +55,19 @@ class ProjectLock:
                 holder = self.holder()
                 if not wait or (deadline is not None and time.monotonic() > deadline):
                     os.close(fd)
+                    gave_up = "" if not wait else f"; gave up after {timeout:g}s"
                     raise LockedError(
-                        f"another run is in progress on this project ({holder})",
+                        f"another run is in progress on this project ({holder}){gave_up}",
                         path=self.path.parent.parent,
-                        hint="wait for it to finish, or run without --no-wait to queue behind it",
+                        hint="wait for it to finish, or run without --no-wait to queue behind it"
+                        if not wait else "wait for it to finish, or raise --wait-timeout",
                     ) from None
                 if not told and on_wait is not None:
                     on_wait(holder)
                     told = True
                 time.sleep(0.1)
         os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}".encode())
+        os.write(fd, f"pid {os.getpid()} since {time.time():.3f}".encode())
         self._fd = fd
 
     def release(self) -> None:

@@ -59,9 +59,14 @@ class Plan:
     identities: dict[str, str]  # content identity of every node known before the run
     # the file digests planning computed: the run's loads reuse them (not serialised)
     file_digests: FileDigests | None = field(default=None, repr=False, compare=False)
+    # sources that could not be read while planning: name -> the error a user can act on
+    source_errors: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"env": self.env, "nodes": [n.to_json() for n in self.nodes]}
+        out: dict[str, Any] = {"env": self.env, "nodes": [n.to_json() for n in self.nodes]}
+        if self.source_errors:
+            out["source_errors"] = dict(self.source_errors)
+        return out
 
     @property
     def to_run(self) -> list[NodePlan]:
@@ -372,8 +377,13 @@ def source_data_fps(
     project: LoadedProject,
     names: Iterable[str],
     hash_cache: FileDigests | None = None,
+    errors: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    """Data fingerprints of the named sources (cheap change markers)."""
+    """Data fingerprints of the named sources (cheap change markers).
+
+    A source that cannot be read gets a fingerprint that never matches, so it is planned
+    to run (its read reports the error); its error goes to ``errors`` when given.
+    """
     from headwater.retry import with_retries
 
     out: dict[str, str] = {}
@@ -387,11 +397,13 @@ def source_data_fps(
                 out[name] = str(with_retries(connector.data_fingerprint,
                                              retries=node.config.retries,
                                              delay=node.config.retry_delay))
-            except ConnectorError:
+            except ConnectorError as exc:
                 # unreachable, or a permanent error (a missing table, a wrong password):
                 # plan the source to run, so that only its read (which reports the error)
                 # and what depends on it fail, not the whole project
                 out[name] = UNREACHABLE + uuid.uuid4().hex
+                if errors is not None:
+                    errors[name] = exc.render()
     return out
 
 
@@ -401,5 +413,5 @@ UNREACHABLE = "unreachable:"  # data fingerprint of a source that could not be r
 def _unreachable(plan: NodePlan, data_fp: str | None) -> NodePlan:
     if data_fp is not None and data_fp.startswith(UNREACHABLE) and plan.action == "run":
         plan.reason = (f"source {plan.name} could not be read while planning; reading it"
-                       " anyway (its error follows)")
+                       " anyway (its error is below)")
     return plan

@@ -65,6 +65,13 @@ CREATE TABLE IF NOT EXISTS pending_publish (
     published_at TEXT NOT NULL,
     PRIMARY KEY (env, node)
 );
+CREATE TABLE IF NOT EXISTS warehouse_users (
+    token TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    role TEXT NOT NULL,
+    what TEXT NOT NULL,
+    since TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS file_digests (
     path TEXT PRIMARY KEY,
     size INTEGER NOT NULL,
@@ -373,6 +380,20 @@ class StateStore:
                 "INSERT INTO sink_partitions VALUES (?, ?, ?, ?)",
                 [(env, sink, p, fp) for p, fp in partitions.items()],
             )
+
+    # -- who has the warehouse open (headwater.warehouse_users) ---------------
+
+    def warehouse_users(self) -> list[tuple[Any, ...]]:
+        return self._query("SELECT token, pid, role, what, since FROM warehouse_users")
+
+    def enter_warehouse(self, token: str, pid: int, role: str, what: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO warehouse_users VALUES (?, ?, ?, ?, ?)",
+                       (token, pid, role, what, now()))
+
+    def leave_warehouse(self, token: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM warehouse_users WHERE token = ?", (token,))
 
     # -- runs ----------------------------------------------------------------
 

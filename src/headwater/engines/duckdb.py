@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -24,9 +25,13 @@ from headwater.errors import HeadwaterError, ProjectError
 
 
 class WarehouseBusyError(HeadwaterError):
-    """The DuckDB file is held by another process (a run in progress)."""
+    """The DuckDB file is held by another process (a run in progress, or readers)."""
 
     exit_code = 3
+
+    def __init__(self, message: str, *, holder_pid: int | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.holder_pid = holder_pid
 
 
 
@@ -67,6 +72,7 @@ class DuckDBEngine(Engine):
         self._local = threading.local()
         self._hidden: dict[str, list[str]] = {}
         self._schemas: set[str] = set()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []  # to interrupt()
 
     # -- connections ------------------------------------------------------
 
@@ -89,10 +95,17 @@ class DuckDBEngine(Engine):
             self._con = duckdb.connect(str(self.path), read_only=read_only, config=config)
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
+                m = re.search(r"\(PID (\d+)\)", str(exc))
+                pid = int(m.group(1)) if m else None
+                who = f" (pid {pid})" if pid else ""
                 raise WarehouseBusyError(
-                    "the warehouse is busy: another Headwater process is writing to it",
+                    f"the warehouse is busy: another process{who} is writing to it"
+                    if read_only else
+                    f"the warehouse is open in another process{who}",
                     path=self.path,
-                    hint="wait for the current run to finish and try again",
+                    hint="wait for the current run to finish and try again" if read_only
+                    else "wait for it to close the warehouse and try again",
+                    holder_pid=pid,
                 ) from None
             raise
         except (duckdb.ParserException, duckdb.InvalidInputException) as exc:
@@ -126,6 +139,12 @@ class DuckDBEngine(Engine):
                 "SELECT 1 FROM information_schema.tables WHERE table_schema = ?"
                 " AND table_name = 'window_stats'", [META_SCHEMA]).fetchall())
 
+    def interrupt(self) -> None:
+        """Stop the queries in progress on this engine's connections (another thread)."""
+        for cur in list(self._cursors):
+            with contextlib.suppress(Exception):  # a closed cursor has nothing to stop
+                cur.interrupt()
+
     def close(self) -> None:
         if self._con is not None:
             self._con.close()
@@ -140,6 +159,7 @@ class DuckDBEngine(Engine):
         if cur is None:
             cur = self._con.cursor()
             self._local.cur = cur
+            self._cursors.append(cur)
         return cur
 
     def native(self) -> Any:
@@ -310,6 +330,7 @@ class DuckDBEngine(Engine):
     ) -> pa.RecordBatchReader:
         # a cursor of its own: the reader may be consumed while this thread does other work
         cur = self._con.cursor() if self._con is not None else self.con
+        self._cursors.append(cur)
         if where is None:
             return cur.sql(self._select_visible(physical)).to_arrow_reader(100_000)
         column, value = where
