@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -258,11 +259,18 @@ class Project:
         now: datetime | None = None,
         ignore_windows: bool = False,
         backfill: Mapping[str, tuple[str, str]] | None = None,
+        wait_timeout: float | None = None,
     ) -> RunResult:
-        """Run the selected nodes that need it; publish each only after it succeeded."""
+        """Run the selected nodes that need it; publish each only after it succeeded.
+
+        With ``wait``, a run queues behind a run in progress (and behind readers of the
+        warehouse) for at most ``wait_timeout`` seconds (None: as long as it takes for
+        the lock; two minutes for a process that keeps the warehouse file open).
+        """
         env = env or self.env
         lock = ProjectLock(self.state_dir / "run.lock")
-        lock.acquire(wait=wait, on_wait=None if on_wait is None else (
+        started = time.monotonic()
+        lock.acquire(wait=wait, timeout=wait_timeout, on_wait=None if on_wait is None else (
             lambda holder: on_wait(f"waiting for the run in progress ({holder}) to finish")))
         emitter = None
         try:
@@ -282,7 +290,9 @@ class Project:
             gone = select is None and exclude is None and any(
                 n not in self.loaded.nodes for n in self.state.published(env))
             if plan.to_run or gone or not _warehouse_exists(engine):
-                open_for_writing(self.state, engine, on_wait=on_wait)
+                open_for_writing(self.state, engine, on_wait=on_wait, timeout=None
+                                 if wait_timeout is None else
+                                 max(0.0, wait_timeout - (time.monotonic() - started)))
                 try:
                     environments.reconcile_views(self.state, engine, env)
                     if self._reconcile(engine):

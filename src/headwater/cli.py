@@ -18,6 +18,23 @@ import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+class _Duration(click.ParamType[float]):
+    """A duration on the command line: seconds (``90``) or ``30s``, ``10m``, ``1h``."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        from headwater.schedule.timeutil import parse_seconds
+
+        try:
+            return parse_seconds(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+DURATION = _Duration()
+
 SELECT_HELP = (
     "Nodes to include: NAME, +NAME (with upstream), NAME+ (with downstream), tag:T, "
     "kind:K; several separated by commas or spaces."
@@ -144,6 +161,9 @@ def init(directory: Path, rows: int, seed: int, force: bool) -> None:
 @click.option("--threads", "-t", type=int, default=None, help="Parallel builds (default: cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @click.option("--no-wait", is_flag=True, help="Fail at once if another run holds the project.")
+@click.option("--wait-timeout", type=DURATION, default=None, metavar="DURATION",
+              help="Give up (exit 3) if the project is still busy after this long, e.g. 30s, "
+              "10m (default: wait for the run in progress to end).")
 @click.option("--ignore-windows", is_flag=True,
               help="Read sources even outside their availability windows.")
 @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default=None,
@@ -158,6 +178,7 @@ def run(
     threads: int | None,
     as_json: bool,
     no_wait: bool,
+    wait_timeout: float | None,
     ignore_windows: bool,
     engine: str | None,
 ) -> None:
@@ -168,6 +189,12 @@ def run(
     shows. With --select only the selected nodes change, and the summary names the
     nodes downstream that are now behind. Exit status 0 only when every selected
     node succeeded.
+
+    A node may build for as long as its timeout allows: `node_timeout = "30m"` in
+    headwater.toml, `-- @timeout: 5s` in a SQL file's leading comment, `@timeout: 5s`
+    in a Python transform's docstring, `node_timeout = "10m"` in a source or sink TOML.
+    A node past it fails ("timed out after 5s"), nothing of it is published, its
+    downstream is skipped and the run goes on.
     """
     from headwater.console import RichReporter, print_failures, print_summary
 
@@ -187,6 +214,7 @@ def run(
             threads=threads,
             reporter=reporter,
             wait=not no_wait,
+            wait_timeout=wait_timeout,
             on_wait=waiting,
             ignore_windows=ignore_windows,
         )

@@ -80,6 +80,7 @@ CronText = Annotated[str, AfterValidator(_checked(check_cron, "cron"))]
 TimeZoneName = Annotated[str, AfterValidator(_checked(check_timezone, "timezone"))]
 WindowText = Annotated[str, AfterValidator(_checked(check_window, "window"))]
 Seconds = Annotated[float, BeforeValidator(_seconds), Field(ge=0)]
+PositiveSeconds = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
 
 
 class ScheduleConfig(StrictModel):
@@ -129,6 +130,8 @@ class ProjectConfig(StrictModel):
     retries: int = Field(default=0, ge=0)  # re-runs of a failed node (and its downstream)
     retry_delay: Seconds = 60.0  # before the first retry; doubles on each further one
     node_retries: dict[str, RetryPolicy] = {}
+    # how long any one node may build ("30m"); a node's own @timeout / node_timeout wins
+    node_timeout: PositiveSeconds | None = None
     # OpenLineage run events (Marquez, DataHub ...): see headwater.openlineage
     openlineage: OpenLineageSettings | None = None
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -385,6 +386,7 @@ def source_data_fps(
     to run (its read reports the error); its error goes to ``errors`` when given.
     """
     from headwater.retry import with_retries
+    from headwater.workers import call_with_timeout
 
     out: dict[str, str] = {}
     for name in names:
@@ -393,10 +395,18 @@ def source_data_fps(
             connector = node.meta["connector"](node.name, node.config, project.root, node.path)
             connector.hash_cache = hash_cache
             # a database briefly unreachable while planning is retried like a read
+            limit = node.timeout if node.timeout is not None else project.config.node_timeout
             try:
-                out[name] = str(with_retries(connector.data_fingerprint,
-                                             retries=node.config.retries,
-                                             delay=node.config.retry_delay))
+                out[name] = str(call_with_timeout(partial(
+                    with_retries, connector.data_fingerprint, retries=node.config.retries,
+                    delay=node.config.retry_delay), limit))
+            except TimeoutError as exc:  # its read will be stopped as well
+                out[name] = UNREACHABLE + uuid.uuid4().hex
+                if errors is not None:
+                    errors[name] = ConnectorError(
+                        f"source {name!r}: looking for new data {exc}", path=node.path,
+                        hint="raise its node_timeout, or make the source cheaper to check"
+                    ).render()
             except ConnectorError as exc:
                 # unreachable, or a permanent error (a missing table, a wrong password):
                 # plan the source to run, so that only its read (which reports the error)

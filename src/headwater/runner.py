@@ -13,8 +13,9 @@ import os
 import time
 import uuid
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from headwater.engines.base import Engine
@@ -26,6 +27,7 @@ from headwater.plan import NodePlan, Plan, appendable, reuse_reason, shared_snap
 from headwater.project.loader import LoadedProject
 from headwater.project.nodes import SourceNode
 from headwater.state import PhysicalInfo, Published, StateStore, now
+from headwater.workers import Workers
 
 if TYPE_CHECKING:
     from headwater.build import BuildOutcome
@@ -242,7 +244,8 @@ class Runner:
                 if waiting_on[child] == 0:
                     ready.append(child)
 
-        with ThreadPoolExecutor(self.threads, thread_name_prefix="hw-build") as pool:
+        pool = Workers(self.threads, "hw-build", on_retire=self.engine.release_thread)
+        try:
             while ready or running:
                 while ready:
                     name = ready.popleft()
@@ -258,6 +261,9 @@ class Runner:
                         self._finish(np, NodeResult(name, np.kind, "deferred", np.reason))
                         finished(name)
                         continue
+                    if len(running) >= self.threads:  # built when a thread is free: its
+                        ready.appendleft(name)        # timeout counts from its start
+                        break
                     self._settle(np)
                     if np.action in ("skip", "publish"):
                         if np.action == "publish":
@@ -266,15 +272,57 @@ class Runner:
                         finished(name)
                         continue
                     self.reporter.on_node_start(name)
-                    fut = pool.submit(self._build, np)
+                    fut = pool.submit(partial(self._build, np))
                     running[fut] = (np, time.perf_counter(), now())
                 if not running:
                     continue
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                done, _ = wait(running, timeout=self._next_deadline(running),
+                               return_when=FIRST_COMPLETED)
                 for fut in done:
                     np, started, started_at = running.pop(fut)
                     self._complete(np, fut, started, started_at)
                     finished(np.name)
+                for fut in self._overdue(running):
+                    np, started, started_at = running.pop(fut)
+                    self._time_out(pool, fut, np, started, started_at)
+                    finished(np.name)
+        finally:
+            pool.shutdown()
+
+    def _timeout(self, name: str) -> float | None:
+        """Seconds the node may build: its own @timeout / node_timeout, else the project's."""
+        own = self.project.nodes[name].timeout
+        return own if own is not None else self.project.config.node_timeout
+
+    def _next_deadline(self, running: dict[Future[BuildOutcome], tuple[NodePlan, float, str]]
+                       ) -> float | None:
+        """Seconds until the first running node is due (None: no node has a timeout)."""
+        due = [started + t for np, started, _ in running.values()
+               if (t := self._timeout(np.name)) is not None]
+        return max(0.0, min(due) - time.perf_counter()) if due else None
+
+    def _overdue(self, running: dict[Future[BuildOutcome], tuple[NodePlan, float, str]]
+                 ) -> list[Future[BuildOutcome]]:
+        at = time.perf_counter()
+        return [f for f, (np, started, _) in running.items() if not f.done()
+                and (t := self._timeout(np.name)) is not None and at - started >= t]
+
+    def _time_out(self, pool: Workers, fut: Future[BuildOutcome], np: NodePlan,
+                  started: float, at: str) -> None:
+        """Fail a node past its timeout: interrupt its queries, stop its Python code, never
+        publish what it built; the run goes on and its downstream is skipped."""
+        limit = self._timeout(np.name) or 0.0
+        pool.stop(fut, on_stop=self.engine.interrupt_thread)
+        node = self.project.nodes[np.name]
+        where = "headwater.toml node_timeout" if node.timeout is None else (
+            f"{node.path.name}: " + ("node_timeout" if node.kind in ("source", "sink")
+                                     else "@timeout"))
+        self._finish(np, NodeResult(
+            np.name, np.kind, "failed", "timed out",
+            seconds=time.perf_counter() - started,
+            error=f"{node.path}: {np.name} timed out after {_duration(limit)} ({where});"
+                  " nothing of it was published\nhint: make it faster, or raise the timeout"),
+            at)
 
     def _settle(self, np: NodePlan) -> None:
         """Fix the fingerprint of a node whose upstreams were built in this run."""
@@ -615,3 +663,12 @@ class Runner:
         if self._records:
             self.state.record_nodes(self.run_id, self._records)
             self._records = []
+
+
+def _duration(seconds: float) -> str:
+    """``5s``, ``90s``, ``30m``, ``1h30m``: how a timeout is written."""
+    if seconds < 120 or seconds % 60:
+        return f"{seconds:g}s"
+    minutes = int(seconds // 60)
+    hours, minutes = divmod(minutes, 60)
+    return (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from headwater.config import NodeConfig, Seconds, TimeZoneName, WindowText
+from headwater.config import NodeConfig, PositiveSeconds, Seconds, TimeZoneName, WindowText
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -39,6 +39,8 @@ class SourceConfig(NodeConfig):
     window_timezone: TimeZoneName | None = Field(default=None, exclude=True)
     trigger: Literal["new_data"] | None = Field(default=None, exclude=True)
     poll_interval: Seconds = Field(default=60.0, gt=0, exclude=True)
+    # how long one read may take ("10m"); excluded from fingerprints like the window
+    node_timeout: PositiveSeconds | None = Field(default=None, exclude=True)
 
 
 class SinkConfig(NodeConfig):
@@ -47,6 +49,7 @@ class SinkConfig(NodeConfig):
     from_: str = Field(alias="from")
     retries: int = Field(default=2, ge=0)
     retry_delay: float = Field(default=1.0, ge=0)
+    node_timeout: PositiveSeconds | None = Field(default=None, exclude=True)
 
 
 class SourceConnector(ABC):

@@ -62,6 +62,12 @@ class Engine(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def interrupt_thread(self, ident: int) -> None:  # noqa: B027 - optional, no-op default
+        """Stop the queries thread ``ident`` is running (its node ran past its timeout)."""
+
+    def release_thread(self) -> None:  # noqa: B027 - optional, no-op default
+        """Close the calling thread's connections: the thread will not be used again."""
+
     @abstractmethod
     def physical_tables(self) -> set[str]:
         """Names of every physical table/view in the internal schema."""

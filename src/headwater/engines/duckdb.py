@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,7 +73,10 @@ class DuckDBEngine(Engine):
         self._local = threading.local()
         self._hidden: dict[str, list[str]] = {}
         self._schemas: set[str] = set()
-        self._cursors: list[duckdb.DuckDBPyConnection] = []  # to interrupt()
+        # every cursor with the thread that made it: to interrupt() them
+        self._cursors: list[tuple[int, duckdb.DuckDBPyConnection]] = []
+        # the parent connection takes one call at a time (cursor(), close())
+        self._parent = threading.Lock()
 
     # -- connections ------------------------------------------------------
 
@@ -91,6 +95,7 @@ class DuckDBEngine(Engine):
             config.update(enable_external_access=False, autoload_known_extensions=False,
                           autoinstall_known_extensions=False,
                           allow_community_extensions=False, lock_configuration=True)
+        self._local = threading.local()  # no cursor of an earlier connection is reused
         try:
             self._con = duckdb.connect(str(self.path), read_only=read_only, config=config)
         except duckdb.IOException as exc:
@@ -141,14 +146,42 @@ class DuckDBEngine(Engine):
 
     def interrupt(self) -> None:
         """Stop the queries in progress on this engine's connections (another thread)."""
-        for cur in list(self._cursors):
+        for _, cur in list(self._cursors):
             with contextlib.suppress(Exception):  # a closed cursor has nothing to stop
                 cur.interrupt()
 
+    def interrupt_thread(self, ident: int) -> None:
+        for owner, cur in list(self._cursors):
+            if owner == ident:
+                with contextlib.suppress(Exception):
+                    cur.interrupt()
+
+    def release_thread(self) -> None:
+        me = threading.get_ident()
+        with self._parent:
+            mine = [c for c in self._cursors if c[0] == me]
+            self._cursors = [c for c in self._cursors if c[0] != me]
+            for _, cur in mine:
+                with contextlib.suppress(Exception):  # closing rolls back what it left open
+                    cur.close()
+        self._local.cur = None
+
     def close(self) -> None:
-        if self._con is not None:
-            self._con.close()
+        import duckdb
+
+        with self._parent:
+            if self._con is None:
+                return
+            for attempt in range(50):  # a query a timeout interrupted may take a moment
+                try:
+                    self._con.close()
+                    break
+                except duckdb.ResourceInUseException:
+                    if attempt == 49:
+                        raise
+                    time.sleep(0.1)
             self._con = None
+            self._cursors = []
 
     @property
     def con(self) -> duckdb.DuckDBPyConnection:
@@ -157,9 +190,10 @@ class DuckDBEngine(Engine):
             raise RuntimeError("engine is not open")
         cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cur", None)
         if cur is None:
-            cur = self._con.cursor()
+            with self._parent:
+                cur = self._con.cursor()
+                self._cursors.append((threading.get_ident(), cur))
             self._local.cur = cur
-            self._cursors.append(cur)
         return cur
 
     def native(self) -> Any:
@@ -329,8 +363,12 @@ class DuckDBEngine(Engine):
         self, physical: str, where: tuple[str, str] | None = None
     ) -> pa.RecordBatchReader:
         # a cursor of its own: the reader may be consumed while this thread does other work
-        cur = self._con.cursor() if self._con is not None else self.con
-        self._cursors.append(cur)
+        if self._con is None:
+            cur = self.con
+        else:
+            with self._parent:
+                cur = self._con.cursor()
+                self._cursors.append((threading.get_ident(), cur))
         if where is None:
             return cur.sql(self._select_visible(physical)).to_arrow_reader(100_000)
         column, value = where

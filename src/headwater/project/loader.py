@@ -41,7 +41,7 @@ from headwater.project.nodes import (
 )
 
 CONFIG_FILE = "headwater.toml"
-PARSE_VERSION = "6"  # bump when the cached analysis changes shape or meaning
+PARSE_VERSION = "7"  # bump when the cached analysis changes shape or meaning
 
 log = logging.getLogger(__name__)
 _warned: set[LoadWarning] = set()  # each warning once per process (serve and schedule reload)
@@ -211,6 +211,7 @@ def _load_source(path: Path, root: Path) -> SourceNode:
         config=config,
         meta={"connector": connector_cls},
         checks=checks,
+        timeout=config.node_timeout,
     )
 
 
@@ -251,6 +252,7 @@ def _load_sink(path: Path, root: Path) -> SinkNode:
         code_fp=fp,
         config=config,
         meta={"connector": connector_cls},
+        timeout=config.node_timeout,
     )
 
 
@@ -314,6 +316,7 @@ def _load_transform(
             checks=checks,
             incremental=incremental,
             lookback=annotations.get("lookback"),
+            timeout=annotations.get("timeout"),
         )
     from headwater.project.python import PyAnalysis, analyse_python
 
@@ -333,6 +336,7 @@ def _load_transform(
         params=tuple(py.params),
         param_types=py.param_types,
         checks=_checks_and_incremental({"check": py.checks})[0],
+        timeout=py.timeout,
     )
 
 

@@ -10,7 +10,7 @@ NodeKind = Literal["source", "sql", "python", "sink"]
 
 # Annotations a transform may set in its leading comment (`-- @key: value`).
 ANNOTATION_KEYS = (
-    "tags", "materialized", "owner", "incremental", "lookback", "check", "severity",
+    "tags", "materialized", "owner", "incremental", "lookback", "check", "severity", "timeout",
 )
 REPEATABLE_KEYS = ("check",)
 
@@ -45,6 +45,8 @@ class Node:
     checks: tuple[Any, ...] = ()  # headwater.checks.CheckSpec
     incremental: Any = None  # headwater.incremental.IncrementalSpec
     lookback: dict[str, Any] | None = None
+    # seconds a build may take before it is stopped (@timeout, node_timeout); None: no limit
+    timeout: float | None = None
 
     @property
     def upstream(self) -> tuple[str, ...]:

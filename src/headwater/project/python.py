@@ -25,6 +25,7 @@ class PyAnalysis:
     refs: list[tuple[str, int | None, int | None]]
     code_fp: str
     checks: list[dict[str, Any]] = field(default_factory=list)
+    timeout: float | None = None  # @timeout in the docstring, in seconds
 
     def to_json(self) -> dict[str, Any]:
         return self.__dict__.copy()
@@ -102,9 +103,10 @@ def analyse_python(text: str, path: Path) -> PyAnalysis:
     ]
     description = ast.get_docstring(func) or ast.get_docstring(module) or ""
     description, checks = _docstring_checks(description, path, text)
+    description, timeout = _docstring_timeout(description, path, text)
     code_fp = hashlib.sha256(("py\0" + ast.dump(_strip_docstrings(module))
                               + repr(sorted(c["raw"] for c in checks))).encode()).hexdigest()
-    return PyAnalysis(description.strip(), params, types, refs, code_fp, checks)
+    return PyAnalysis(description.strip(), params, types, refs, code_fp, checks, timeout)
 
 
 def _docstring_checks(doc: str, path: Path, text: str) -> tuple[str, list[dict[str, Any]]]:
@@ -126,6 +128,32 @@ def _docstring_checks(doc: str, path: Path, text: str) -> tuple[str, list[dict[s
                              snippet=caret_snippet(text, lineno, None) if lineno else None,
                              hint="e.g. `@check: not_null(customer_id)` in the docstring") from None
     return "\n".join(keep), checks
+
+
+def _docstring_timeout(doc: str, path: Path, text: str) -> tuple[str, float | None]:
+    """The ``@timeout: 5s`` line of a docstring, in seconds; the rest is the description.
+
+    Not part of the fingerprint: how long a build may take does not change what it makes.
+    """
+    from headwater.project.sql import parse_timeout
+
+    keep, timeout = [], None
+    for line in doc.splitlines():
+        stripped = line.strip()
+        if not stripped.startswith("@timeout:"):
+            keep.append(line)
+            continue
+        value = stripped[len("@timeout:"):].strip()
+        try:
+            timeout = parse_timeout(value)
+        except ValueError as exc:
+            lineno = next((i for i, t in enumerate(text.splitlines(), 1)
+                           if "@timeout:" in t and value in t), None)
+            raise ParseError(f"invalid @timeout: {exc}", path=path, line=lineno,
+                             snippet=caret_snippet(text, lineno, None) if lineno else None,
+                             hint="e.g. `@timeout: 5s` or `@timeout: 30m` in the docstring"
+                             ) from None
+    return "\n".join(keep), timeout
 
 
 def _strip_docstrings(module: ast.Module) -> ast.Module:

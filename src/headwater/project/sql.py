@@ -214,8 +214,19 @@ def _parse_lookback(value: str) -> dict[str, Any]:
     return parse_lookback(value)
 
 
+def parse_timeout(value: str | float) -> float:
+    """Seconds of a ``@timeout`` / ``node_timeout``: a duration such as ``5s``, ``30m``."""
+    from headwater.schedule.timeutil import parse_seconds
+
+    seconds = parse_seconds(value)
+    if seconds <= 0:
+        raise ValueError(f"a timeout must be longer than 0 seconds, got {value!r}")
+    return seconds
+
+
 _VALUE_PARSERS: dict[str, Any] = {
     "check": _parse_check,
+    "timeout": parse_timeout,
     "incremental": _parse_incremental,
     "lookback": _parse_lookback,
 }
@@ -224,6 +235,7 @@ _ANNOTATION_HINTS = {
     "incremental": "e.g. `-- @incremental: by day day from ts`, `append by id`, "
     "`merge order_id by updated_at`",
     "lookback": "e.g. `-- @lookback: 2 day`",
+    "timeout": "e.g. `-- @timeout: 5s`, `-- @timeout: 30m`",
 }
 
 
