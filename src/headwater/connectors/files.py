@@ -323,6 +323,11 @@ class FilesSource(SourceConnector):
                                           for c, t in types.items())
                         rel = con.sql(f"SELECT * REPLACE ({casts}) FROM ({sql})", params=params)
                 reader = rel.to_arrow_reader(_BATCH_ROWS)
+                # a header read differently from DuckDB (quoting, spaces) tells nothing:
+                # those files' columns are then found from the data
+                read = set(reader.schema.names)
+                self.part_columns = {k: v for k, v in self.part_columns.items()
+                                     if set(v) <= read}
             except duckdb.Error as exc:
                 raise self._read_error(exc, fmt, inputs, compression) from None
         except BaseException:
@@ -740,10 +745,16 @@ def _by_header(names: list[str]) -> list[list[str]]:
 
 
 def _header_columns(path: str, delimiter: str) -> set[str] | None:
+    import csv
+
     line = _first_line(path)
     if line is None:
         return None
-    return {c.strip().strip('"') for c in line.decode("utf-8", "replace").split(delimiter)}
+    try:
+        row = next(csv.reader([line.decode("utf-8", "replace")], delimiter=delimiter[:1]))
+    except (csv.Error, StopIteration):
+        return None
+    return {c.strip() for c in row}
 
 
 def _file_digest(path: Path) -> str:
