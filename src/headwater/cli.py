@@ -135,6 +135,9 @@ def main() -> None:
     derives the DAG, runs only what changed on embedded DuckDB and publishes
     each table atomically.
     """
+    from headwater import secrets
+
+    secrets.protect_std_streams()  # nothing printed shows a secret (headwater.secrets)
 
 
 @main.command()

@@ -134,6 +134,9 @@ class ProjectConfig(StrictModel):
     node_timeout: PositiveSeconds | None = None
     # OpenLineage run events (Marquez, DataHub ...): see headwater.openlineage
     openlineage: OpenLineageSettings | None = None
+    # environment variables whose values are secrets although neither their names nor
+    # where they are used say so (see headwater.secrets), e.g. ["WAREHOUSE_DB"]
+    secrets: list[str] = []
 
 
 class NodeConfig(StrictModel):
@@ -146,13 +149,16 @@ class NodeConfig(StrictModel):
 
 def read_toml(path: Path) -> tuple[dict[str, Any], str]:
     """Parse a TOML file; a syntax error becomes a ProjectError with line and caret."""
+    from headwater import secrets
     from headwater.project.files import read_text
 
     text = read_text(path)[1]  # size-limited, UTF-8, a BOM dropped
     try:
-        return tomllib.loads(text), text
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise toml_error(exc, text, path) from None
+    secrets.learn_config(data, path)  # masked everywhere from now on
+    return data, text
 
 
 _TOML_HINT = 'fix the TOML syntax: key = "quoted string", numbers, true/false, [a, b], [table]'
@@ -252,15 +258,18 @@ def validation_error(
             hint=f"add `{key} = ...` to {table}{path.name} (required keys: {', '.join(required)})",
         )
     line, col = value_position(text, key) if key else (None, None)
-    snippet = caret_snippet(text, line, col) if line else None
     got = err.get("input")
+    # a value that may be a secret is not repeated, not even as the line of the file
+    secret = err["type"] == "secret" or key in ("password", "dsn") or "secret" in key
+    snippet = caret_snippet(text, line, col) if line and not secret else None
     return ProjectError(
         f"invalid value for {dotted!r}: {err['msg']}",
         path=path,
         line=line,
         column=col,
         snippet=snippet,
-        hint=f"got {got!r}" if "input" in err and not isinstance(got, dict) else None,
+        hint=f"got {got!r}" if "input" in err and not isinstance(got, dict) and not secret
+        else None,
     )
 
 
@@ -297,8 +306,12 @@ def resolve_env(value: str, *, path: Path | None = None, key: str = "") -> str:
     never log it or store it.
     """
 
+    from headwater import secrets
+
     def sub(m: re.Match[str]) -> str:
         var = m.group(1)
+        if var in os.environ and secrets.is_secret(var, key):
+            secrets.learn(var, os.environ[var], where=path.name if path else "")
         if var not in os.environ:
             raise ProjectError(
                 f"environment variable {var} is not set (needed by {key or 'a setting'})",

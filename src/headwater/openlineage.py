@@ -303,6 +303,9 @@ class OpenLineageEmitter:
                 self._send(event)
 
     def _send(self, event: dict[str, Any]) -> None:
+        from headwater.secrets import redact_value
+
+        event = redact_value(event)  # a receiver never gets a secret in an event
         for i, transport in enumerate(self.transports):
             if self._failures.get(i, 0) >= GIVE_UP_AFTER:
                 continue  # the receiver is down: do not slow every event down

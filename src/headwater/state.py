@@ -208,10 +208,13 @@ class StateStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """The connection, in a transaction; what is written never holds a secret."""
+        from headwater import secrets
+
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
+                yield _Redacting(self._db) if secrets.active() else self._db  # type: ignore[misc]
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -485,3 +488,28 @@ class StateStore:
         keys = ("node", "kind", "status", "reason", "rows", "seconds", "started_at",
                 "ended_at", "error")
         return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+class _Redacting:
+    """A connection whose writes have every secret masked (see headwater.secrets)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        return self._db.execute(sql, _masked(params))
+
+    def executemany(self, sql: str, rows: Any) -> sqlite3.Cursor:
+        return self._db.executemany(sql, (_masked(r) for r in rows))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+def _masked(params: Any) -> Any:
+    from headwater.secrets import redact
+
+    if isinstance(params, dict):
+        return {k: redact(v) if isinstance(v, str) else v for k, v in params.items()}
+    return tuple(redact(v) if isinstance(v, str) else v for v in params)
+

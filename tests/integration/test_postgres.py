@@ -288,11 +288,13 @@ def test_connection_failure_is_transient_and_hides_the_password(
     with pytest.raises(ConnectorError) as info:
         src.data_fingerprint()
     assert SECRET not in info.value.render()
-    # describe() (plan, docs, UI) never shows a password, even one written in the dsn
-    literal = source(dsn=f"postgresql://postgres:{SECRET.replace('/', '%2F').replace('@', '%40')}"
-                     "@127.0.0.1:1/test", table="t", password="plain-pw")
-    shown = str(literal.describe())
-    assert "Sup3r" not in shown and "plain-pw" not in shown
+    # a password written in the project, in the dsn or as `password`, is refused
+    with pytest.raises(ValueError, match="the dsn holds a password") as refused:
+        source(dsn=f"postgresql://postgres:{SECRET.replace('/', '%2F').replace('@', '%40')}"
+               "@127.0.0.1:1/test", table="t")
+    assert "Sup3r" not in str(refused.value).split("input_value")[0]
+    with pytest.raises(ValueError, match="must name an environment variable"):
+        source(table="t", password="plain-pw")
 
 
 def test_missing_env_var_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_core.core_schema import ValidationInfo
 
 from headwater.config import StrictModel
@@ -53,6 +54,39 @@ class ConnectionKeys(StrictModel):
     password: str | None = None
     database: str | None = None
     connect_timeout: int = Field(default=10, ge=1)
+
+    @field_validator("password")
+    @classmethod
+    def _password_from_env(cls, v: str | None) -> str | None:
+        if v and not _WHOLE_ENV_REF.fullmatch(v):
+            raise PydanticCustomError(
+                "secret", 'the password must name an environment variable, not hold the secret:'
+                ' write password = "${PGPASSWORD}" and export it; secrets never go in project'
+                " files")
+        return v
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn_password_from_env(cls, v: str | None) -> str | None:
+        pw = _dsn_password(v or "")
+        if pw and not _WHOLE_ENV_REF.fullmatch(pw):
+            raise PydanticCustomError(
+                "secret", "the dsn holds a password: write it as ${VAR} (dsn ="
+                ' "postgresql://user:${PGPASSWORD}@host/db") and export it; secrets never go in'
+                " project files")
+        return v
+
+
+_WHOLE_ENV_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
+
+
+def _dsn_password(dsn: str) -> str | None:
+    """The password written in a dsn (URL user-info or ``password=``), as written."""
+    m = re.match(r"\s*[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:([^@\s]*)@", dsn)
+    if m:
+        return m.group(1)
+    m = re.search(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", dsn, re.IGNORECASE)
+    return m.group(1).strip("'") if m else None
 
 
 def check_table_name(value: str | None, dialect: str) -> str | None:

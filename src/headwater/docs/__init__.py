@@ -86,7 +86,9 @@ class _Writer:
         self.now: dict[str, str] = {}
 
     def write(self, rel: str, text: str) -> None:
-        data = text.encode("utf-8")
+        from headwater.secrets import redact
+
+        data = redact(text).encode("utf-8")  # a page never shows a secret
         digest = hashlib.sha1(data).hexdigest()
         self.now[rel] = digest
         path = self.out / rel

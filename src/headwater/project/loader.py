@@ -93,6 +93,11 @@ def load_project(root: Path, cache: ParseCache | None = None) -> LoadedProject:
     config_path = root / CONFIG_FILE
     data, text = read_toml(config_path)
     config: ProjectConfig = validate(ProjectConfig, data, config_path, text)
+    if config.secrets:
+        from headwater import secrets
+
+        secrets.mark(config.secrets)
+        secrets.learn_config(data, config_path)
 
     files = discover(root)
     for warning in files.warnings:

@@ -1,20 +1,17 @@
 """Keeping secrets out of scheduler logs and notifications.
 
-Secrets only come from the environment (``${VAR}`` in a TOML file). The
-redactor learns the values of every variable the project's TOML files name and
-replaces them with ``***`` wherever they would be printed; URLs additionally
-lose their user-info and query string.
+Secrets only come from the environment (``${VAR}`` in a TOML file); which are
+secrets, and their masking in every form, is ``headwater.secrets``. The redactor
+adds values it is given (a webhook URL) and masks both wherever the scheduler would
+print; URLs additionally lose their user-info and query string.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-_ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _MIN_SECRET = 4  # shorter values ("1", "on") would blank out ordinary text
 MASK = "***"
 
@@ -34,23 +31,29 @@ class Redactor:
 
     @classmethod
     def for_project(cls, root: Path) -> Redactor:
-        """Learn every ``${VAR}`` named in headwater.toml, sources/*.toml and sinks/*.toml."""
-        names: set[str] = set()
+        """Learn the secrets of headwater.toml, sources/*.toml and sinks/*.toml (the values
+        of the ``${VAR}``s ``headwater.secrets`` calls secret)."""
+        import tomllib
+
+        from headwater import secrets
+
         files = [root / "headwater.toml", *sorted(root.glob("sources/*.toml")),
                  *sorted(root.glob("sinks/*.toml"))]
         for f in files:
             try:
-                names.update(_ENV_VAR.findall(f.read_text("utf-8")))
-            except (OSError, UnicodeDecodeError):
+                secrets.learn_config(tomllib.loads(f.read_text("utf-8")), f)
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
                 continue
-        return cls(os.environ[n] for n in names if n in os.environ)
+        return cls()
 
     def __call__(self, text: str) -> str:
+        from headwater.secrets import redact
+
         # longest first, so a secret containing another is masked whole
         for s in sorted(self._secrets, key=len, reverse=True):
             if s in text:
                 text = text.replace(s, MASK)
-        return text
+        return redact(text)
 
     def url(self, url: str) -> str:
         """``url`` safe to print: no user-info, no query, no known secret."""

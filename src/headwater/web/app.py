@@ -7,11 +7,9 @@ header, adds security headers and blanks any secret value out of every response.
 
 from __future__ import annotations
 
-import html
 import json
-import os
-import re
 import time
+import tomllib
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -40,7 +38,6 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
        "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
        "form-action 'self'; frame-ancestors 'none'")
 MASK = b"***"
-_ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _MIN_SECRET = 4
 SECRETS_TTL = 5.0
 
@@ -168,7 +165,9 @@ def _error_handlers(app: FastAPI) -> None:
 
 
 class SecretScanner:
-    """The values of every ``${VAR}`` the project's TOML files name, to blank out."""
+    """The secrets of the project (``headwater.secrets``: the values of its secret
+    ``${VAR}``s, re-read every few seconds as its TOML files change) and ``extra`` ones
+    (the UI's token), to blank out of every response."""
 
     def __init__(self, root: Path, extra: list[str] | None = None) -> None:
         self.root = root
@@ -177,32 +176,30 @@ class SecretScanner:
         self._needles: list[tuple[bytes, bytes]] = []
 
     def needles(self) -> list[tuple[bytes, bytes]]:
+        from headwater import secrets
+
         if time.monotonic() - self._at > SECRETS_TTL:
-            values = set(self.extra)
             for f in [self.root / "headwater.toml", *self.root.glob("sources/*.toml"),
                       *self.root.glob("sinks/*.toml")]:
                 try:
-                    names = _ENV_VAR.findall(f.read_text("utf-8"))
-                except (OSError, UnicodeDecodeError):
+                    secrets.learn_config(tomllib.loads(f.read_text("utf-8")), f)
+                except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
                     continue
-                values.update(os.environ[n] for n in names if n in os.environ)
             forms: set[bytes] = set()
-            for v in values:
-                if len(v) < _MIN_SECRET:
-                    continue
-                # as written, as JSON escapes it, as HTML escapes it
-                for text in (v, json.dumps(v)[1:-1], json.dumps(v, ensure_ascii=False)[1:-1],
-                             html.escape(v)):
-                    forms.add(text.encode("utf-8"))
+            for v in self.extra:
+                if len(v) >= _MIN_SECRET:
+                    forms |= {f.encode("utf-8") for f in secrets.forms(v)}
             self._needles = [(n, MASK) for n in sorted(forms, key=len, reverse=True)]
             self._at = time.monotonic()
         return self._needles
 
     def redact(self, body: bytes) -> bytes:
+        from headwater.secrets import redact_bytes
+
         for needle, mask in self.needles():
             if needle in body:
                 body = body.replace(needle, mask)
-        return body
+        return redact_bytes(body)
 
     def redact_text(self, text: str) -> str:
         return self.redact(text.encode("utf-8")).decode("utf-8", errors="replace")
