@@ -91,7 +91,8 @@ def test_no_wait_fails_at_once_with_a_clear_message(tmp_path: Path) -> None:
     busy = cli("run", "--no-wait", "--project", str(root))
     assert time.monotonic() - t0 < 30
     assert busy.returncode == 3, busy.stderr
-    assert re.search(r"another run is in progress on this project \(pid \d+, for \d+s\)", busy.stderr)
+    assert re.search(r"another run is in progress on this project \(pid \d+, for \d+s\)",
+                     busy.stderr)
     assert "hint: wait for it to finish" in busy.stderr
     assert "Traceback" not in busy.stdout + busy.stderr
     assert finish(first)[0] == 0
