@@ -30,6 +30,8 @@ CATEGORIES = {
     "python": r"^python_",
     "selections and commands": r"^(select_|backfill_)",
     "sinks": r"^sink_",
+    "timeouts": r"^timeout_",
+    "secrets": r"^(secret_|secrets_)",
 }
 
 
