@@ -207,8 +207,9 @@ def test_run_buttons_wait_for_the_run_in_progress(page: Any, server: str) -> Non
 def test_a_server_with_a_token_asks_once_then_works(browser: Any,
                                                     tmp_path_factory: pytest.TempPathFactory
                                                     ) -> None:
-    """With a token, the page asks for it, trades it for a session cookie and then shows the
-    graph and a node's data; a wrong answer shows nothing."""
+    """With a token, every page is the locked page (no project or node name) until the token
+    is given; it is traded for a session cookie and then the graph and a node's data show;
+    a wrong answer shows nothing."""
     expect = sync_api.expect
     token = "browser-token-5a4b3c2d1e"
     root = tmp_path_factory.mktemp("web-token") / "shop"
@@ -217,28 +218,26 @@ def test_a_server_with_a_token_asks_once_then_works(browser: Any,
         for answer, works in (("wrong", False), (token, True)):
             context = browser.new_context()
             page = context.new_page()
-            asked: list[str] = []
-
-            def on_dialog(dialog: Any, answer: str = answer, asked: list[str] = asked) -> None:
-                asked.append(dialog.message)
-                dialog.accept(answer)
-
-            page.on("dialog", on_dialog)
+            dialogs: list[str] = []
+            page.on("dialog", lambda d, seen=dialogs: (seen.append(d.message), d.dismiss()))
             page.set_default_timeout(30_000)
-            page.goto(url)
+            page.goto(url + "nodes/stg_merchants")
+            expect(page.locator("h1")).to_have_text("This server needs its token")
+            assert "stg_merchants" not in page.content().split("<main>")[1]
+            page.fill("#token", answer)
+            page.click("#unlock button")
             if works:
-                expect(page.locator("#dag .node").first).to_be_visible()
-                assert page.locator("#dag .node").count() >= 15
+                expect(page.locator("h1 .name")).to_have_text("stg_merchants")
                 cookies = {c["name"]: c for c in context.cookies()}
                 assert cookies["hw_session"]["httpOnly"] and token not in str(cookies)
-                page.goto(url + "nodes/stg_merchants")  # the cookie carries on: no new prompt
-                expect(page.locator("h1 .name")).to_have_text("stg_merchants")
-                assert len(asked) == 1, asked
+                page.goto(url)  # the cookie carries on: no new question
+                expect(page.locator("#dag .node").first).to_be_visible()
+                assert page.locator("#dag .node").count() >= 15
             else:
-                page.wait_for_timeout(1500)
+                expect(page.locator("#unlock-error")).to_be_visible()
                 assert page.locator("#dag .node").count() == 0
                 assert "hw_session" not in {c["name"] for c in context.cookies()}
-            assert asked and "token" in asked[0]
+            assert dialogs == [], dialogs  # the form asks, never a prompt on top
             context.close()
     finally:
         assert token not in stop_serve(proc)

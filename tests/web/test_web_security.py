@@ -39,6 +39,13 @@ def test_anything_else_needs_a_token(host: str) -> None:
         check_bind(host, None)
     assert "HEADWATER_TOKEN" in (err.value.hint or "")
     check_bind(host, TOKEN)  # with one it may
+    with pytest.raises(ServeError, match="15-character token"):
+        check_bind(host, "x" * 15)  # a guessable one is refused
+    check_bind(host, "x" * 16)
+
+
+def test_a_short_token_is_fine_on_the_loopback() -> None:
+    check_bind("127.0.0.1", "short")
 
 
 def test_trusted_hosts() -> None:
@@ -110,10 +117,18 @@ def test_post_needs_the_token_when_one_is_set(demo: Path, make_client: Any,
     assert client.post("/api/runs", json=RUN,
                        headers={"X-Headwater-Token": TOKEN}).status_code == 202
     wait_idle(client)
-    # the pages are shells and load without it; the API (data!) does not
-    for path in ("/", "/runs", "/static/common.js"):
+    # without it a page is the locked page: no project name, no node names, no 404
+    # suggestions that would let anyone list the nodes; static files load
+    for path in ("/", "/runs", "/nodes/stg_merchants", "/nodes/stg_merchnts", "/runs/abc"):
         r = client.get(path)
-        assert r.status_code == 200 and TOKEN not in r.text
+        assert r.status_code == 401, path
+        assert "needs its token" in r.text and TOKEN not in r.text
+        assert "stg_merchants" not in r.text and "shop" not in r.text, path
+        assert "did you mean" not in r.text
+    assert client.get("/static/common.js").status_code == 200
+    for path in ("/", "/nodes/stg_merchants"):
+        r = client.get(path, headers={"X-Headwater-Token": TOKEN})
+        assert r.status_code == 200 and "shop" in r.text and TOKEN not in r.text
     for path in ("/api/info", "/api/graph", "/api/runs/current", "/api/nodes/stg_merchants",
                  "/api/nodes/stg_merchants/preview", "/api/runs", "/api/events"):
         r = client.get(path)
@@ -144,6 +159,7 @@ def test_the_browser_trades_the_token_for_a_session_cookie(demo: Path, make_clie
     assert TOKEN not in cookie  # an HMAC of it, not the token
     # the cookie now opens reads and (from the UI's own origin) writes
     assert client.get("/api/graph").status_code == 200
+    assert client.get("/nodes/stg_merchants").status_code == 200  # pages too
     assert client.post("/api/runs", json=RUN).status_code == 202
     wait_idle(client)
     client.cookies.clear()

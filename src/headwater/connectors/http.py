@@ -157,16 +157,20 @@ class HttpSource(SourceConnector):
 
     def _resolve(self, value: str, key: str) -> str:
         """``value`` with ``${VAR}`` replaced; the variables' values are remembered as secrets."""
+        from headwater import secrets
+
         for var in _ENV_VAR.findall(value):
             secret = os.environ.get(var)
-            if secret and len(secret) >= 3:
+            if secret and len(secret) >= secrets.MIN_LENGTH and secrets.is_secret(var, key):
                 self._secrets.append(secret)
         return resolve_env(value, path=self.config_path, key=key)
 
     def redact(self, text: str) -> str:
+        from headwater import secrets
+
         for s in sorted(set(self._secrets), key=len, reverse=True):
             text = text.replace(s, "***")
-        return text
+        return secrets.redact(text)  # and every other form (URL-encoded, base64 ...)
 
     @staticmethod
     def safe_url(url: str) -> str:

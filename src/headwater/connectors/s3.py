@@ -237,10 +237,12 @@ class S3:
     # -- errors ---------------------------------------------------------------------------
 
     def redact(self, text: str) -> str:
+        from headwater import secrets
+
         for s in sorted(self._secrets, key=len, reverse=True):
-            if len(s) >= 4:
+            if len(s) >= secrets.MIN_LENGTH:
                 text = text.replace(s, "***")
-        return text
+        return secrets.redact(text)
 
     @contextmanager
     def errors(self, action: str, url: str) -> Iterator[None]:

@@ -234,13 +234,17 @@ _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORE
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """``text`` with every secret (and any password-looking DSN part) replaced."""
+    """``text`` with every secret (and any password-looking DSN part) replaced; secrets too
+    short to mask in free text are masked only where they are structurally a password."""
     from urllib.parse import quote
 
+    from headwater import secrets as registry
+
     for secret in secrets:
-        if secret:
+        if secret and len(secret) >= registry.MIN_LENGTH:
             for form in {secret, quote(secret, safe=""), quote(secret)}:
                 text = text.replace(form, REDACTED)
+    text = registry.redact(text)
     text = _URL_PASSWORD.sub(rf"\1{REDACTED}@", text)
     return _KV_PASSWORD.sub(rf"\1{REDACTED}", text)
 

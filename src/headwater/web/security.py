@@ -57,9 +57,20 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to anything
 
 
+MIN_TOKEN = 16  # characters a token needs beyond the loopback
+
+
 def check_bind(host: str, token: str | None) -> None:
-    """Refuse to listen beyond the loopback without a token."""
-    if is_loopback(host) or token:
+    """Refuse to listen beyond the loopback without a token, or with a weak one."""
+    if is_loopback(host):
+        return
+    if token and len(token) < MIN_TOKEN:
+        raise ServeError(
+            f"refusing to listen on {host} with a {len(token)}-character token: anyone who"
+            f" can reach that address could guess it (at least {MIN_TOKEN} characters)",
+            hint=f"pass a longer --token or {TOKEN_ENV}, e.g. `export {TOKEN_ENV}=$(python3 -c "
+            "'import secrets; print(secrets.token_urlsafe(24))')`")
+    if token:
         return
     raise ServeError(
         f"refusing to listen on {host} without a token: anyone who can reach that address "

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
 from headwater.errors import HeadwaterError
+from headwater.web.security import AccessDenied, check_token
 from headwater.web.views import pygments_css
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -19,8 +20,17 @@ router = APIRouter(include_in_schema=False)
 def render(
     name: str, request: Request, title: str, status: int = 200, **values: str
 ) -> HTMLResponse:
-    """Fill ``templates/<name>`` into ``base.html``; every value is HTML-escaped."""
+    """Fill ``templates/<name>`` into ``base.html``; every value is HTML-escaped.
+
+    With a token, a request that does not carry it (or the session cookie) gets the
+    locked page instead: no project name, no node names, no suggestions.
+    """
     web = request.app.state.web
+    if web.token is not None:
+        try:
+            check_token({k.lower(): v for k, v in request.headers.items()}, web.token)
+        except AccessDenied:
+            return _locked()
     try:
         project = web.view.info(token_required=False)["name"]
     except HeadwaterError:
@@ -35,6 +45,16 @@ def render(
     for key, value in fill.items():
         page = page.replace("{{" + key + "}}", escape(value))
     return HTMLResponse(page.replace("{{body}}", body), status_code=status)
+
+
+def _locked() -> HTMLResponse:
+    page = (TEMPLATES / "base.html").read_text("utf-8")
+    fill = {"title": "Headwater", "project": "Headwater", "env": "", "page": "locked",
+            "token": "yes"}
+    for key, value in fill.items():
+        page = page.replace("{{" + key + "}}", escape(value))
+    body = (TEMPLATES / "locked.html").read_text("utf-8")
+    return HTMLResponse(page.replace("{{body}}", body), status_code=401)
 
 
 @router.get("/", response_class=HTMLResponse)

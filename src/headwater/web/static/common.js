@@ -189,5 +189,5 @@
   var page = document.body.getAttribute("data-page");
   var current = document.querySelector('header nav a[data-nav="' + (page === "node" ? "graph" : page) + '"]');
   if (current) current.classList.add("current");
-  HW.connect();
+  if (page !== "locked") HW.connect();  // the locked page asks for the token in its form
 })();
