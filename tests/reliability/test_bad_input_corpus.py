@@ -17,7 +17,7 @@ CATEGORIES = {
                                   r"|custom_check_unknown|duplicate_"
                           r"|check_relationships_unknown)",
     "bad TOML": r"^(toml_|invalid_toml_)",
-    "wrong types": r"^(wrong_type_|invalid_value_type|unknown_engine|unknown_file_format)",
+    "wrong types": r"^(wrong_type_|invalid_value_|unknown_engine|unknown_file_format)",
     "unknown keys": r"^(unknown_key_|mistyped_key_|unknown_annotation|unknown_source_type"
                     r"|missing_)",
     "missing env vars": r"^missing_env_",
@@ -25,11 +25,13 @@ CATEGORIES = {
     "malformed data": r"^(csv_|ndjson_|parquet_|glob_no_files)",
     "schema drift": r"^schema_drift_",
     "absurd values": r"^(threads_zero|retries_negative|port_out_of_range|cron_|timezone_|window_"
-                     r"|lookback_|incremental_|chunk_rows_zero|memory_limit_|bad_materialized)",
+                     r"|lookback_|incremental_|chunk_rows_zero|memory_limit_|bad_materialized"
+                     r"|poll_interval_|retry_delay_)",
     "checks": r"^check_",
     "python": r"^python_",
     "selections and commands": r"^(select_|backfill_)",
     "sinks": r"^sink_",
+    "node names": r"^name_",
     "timeouts": r"^timeout_",
     "secrets": r"^(secret_|secrets_)",
 }
