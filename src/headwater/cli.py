@@ -59,19 +59,25 @@ def handle_errors(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from headwater.errors import HeadwaterError
+        from headwater.errors import HeadwaterError, disk_full
 
-        try:
-            return func(*args, **kwargs)
-        except HeadwaterError as exc:
+        def fail(exc: HeadwaterError) -> None:
             click.echo(click.style("error: ", fg="red", bold=True) + exc.render(), err=True)
             if kwargs.get("as_json"):  # --json: a document on stdout for every outcome
                 click.echo(dump_json(_error_json(exc)))
             sys.exit(exc.exit_code)
+
+        try:
+            return func(*args, **kwargs)
+        except HeadwaterError as exc:
+            fail(exc)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
         except Exception as exc:
+            full = disk_full(exc)  # the lock, the state store, the warehouse, a page
+            if full is not None:
+                fail(full)
             if os.environ.get("HEADWATER_DEBUG"):
                 raise
             click.echo(

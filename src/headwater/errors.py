@@ -16,6 +16,7 @@ Hierarchy::
     ├── ConnectorError        a source or sink failed to read/write
     ├── TransformError        a transform failed while running
     ├── StateError            the state store is unusable
+    ├── DiskFullError         no space left where Headwater writes
     └── LockedError           another run holds the project lock
 """
 
@@ -137,6 +138,35 @@ class LockedError(HeadwaterError):
     """Another process holds the project lock."""
 
     exit_code = 3
+
+
+class DiskFullError(HeadwaterError):
+    """No space left on the device (or over quota) where Headwater had to write."""
+
+    exit_code = 1
+
+
+_FULL_TEXT = ("no space left on device", "database or disk is full", "disk quota exceeded",
+              "not enough space on the disk")
+
+
+def disk_full(exc: BaseException) -> DiskFullError | None:
+    """``exc`` as a DiskFullError when it says the disk is full (an OSError, SQLite's
+    "database or disk is full", a DuckDB I/O error), else None."""
+    import errno
+
+    if isinstance(exc, DiskFullError):
+        return exc
+    text = str(exc)
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if not full and not any(t in text.lower() for t in _FULL_TEXT):
+        return None
+    where = getattr(exc, "filename", None)
+    return DiskFullError(
+        f"the disk is full: cannot write {where}" if where else
+        f"the disk is full ({type(exc).__name__}: {text.splitlines()[0] if text else 'ENOSPC'})",
+        hint="free some space (`headwater gc` drops tables no environment uses) and run again;"
+        " what was published before stays as it was")
 
 
 def closest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:

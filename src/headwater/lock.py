@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from headwater.errors import LockedError
+from headwater.errors import DiskFullError, LockedError, disk_full
 
 
 class ProjectLock:
@@ -66,8 +66,16 @@ class ProjectLock:
                     on_wait(holder)
                     told = True
                 time.sleep(0.1)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} since {time.time():.3f}".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} since {time.time():.3f}".encode())
+        except OSError as exc:
+            os.close(fd)  # the lock goes with it
+            full = disk_full(exc)
+            if full is None:
+                raise
+            raise DiskFullError(f"the disk is full: cannot write {self.path}",
+                                hint=full.hint) from None
         self._fd = fd
 
     def release(self) -> None:

@@ -9,6 +9,7 @@ run history. Every write is one transaction.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from headwater.errors import StateError
+from headwater.errors import DiskFullError, StateError, disk_full
 
 if TYPE_CHECKING:
     from headwater.connectors.filecache import FileDigests
@@ -195,6 +196,11 @@ class StateStore:
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
         except sqlite3.Error as exc:
+            if _no_space(path.parent) or disk_full(exc) is not None:
+                raise DiskFullError(
+                    f"the disk is full: cannot write the state store {path}",
+                    hint="free some space (`headwater gc` drops tables no environment uses)"
+                    " and run again; what was published before stays as it was") from None
             raise StateError(
                 f"cannot open the state store: {exc}",
                 path=path,
@@ -512,4 +518,12 @@ def _masked(params: Any) -> Any:
     if isinstance(params, dict):
         return {k: redact(v) if isinstance(v, str) else v for k, v in params.items()}
     return tuple(redact(v) if isinstance(v, str) else v for v in params)
+
+
+def _no_space(folder: Path) -> bool:
+    """Whether the file system holding ``folder`` has no byte left for us."""
+    try:
+        return os.statvfs(folder).f_bavail == 0
+    except OSError:
+        return False
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from headwater.errors import HeadwaterError
+from headwater.errors import HeadwaterError, disk_full
 
 if TYPE_CHECKING:
     from headwater.engines.base import Engine
@@ -70,13 +70,24 @@ def users(state: StateStore, role: str | None = None) -> list[User]:
 
 @contextmanager
 def using(state: StateStore, role: str, what: str) -> Iterator[str]:
-    """Be listed as using the warehouse while the block runs."""
+    """Be listed as using the warehouse while the block runs.
+
+    A reader that cannot say so (the disk is full) reads anyway: being listed only lets a
+    waiting run know whom it waits for.
+    """
     token = uuid.uuid4().hex
-    state.enter_warehouse(token, os.getpid(), role, what)
+    try:
+        state.enter_warehouse(token, os.getpid(), role, what)
+        listed = True
+    except Exception as exc:
+        if role != "read" or disk_full(exc) is None:
+            raise
+        listed = False
     try:
         yield token
     finally:
-        state.leave_warehouse(token)
+        if listed:
+            state.leave_warehouse(token)
 
 
 class InterruptedForRun(HeadwaterError):
