@@ -1,8 +1,8 @@
 """A full disk (issue 17, item 8), for real: the project lives on a small tmpfs that is
 then filled to the last byte. Every command ends with "the disk is full" (what could not
 be written, what to do), never a traceback or an "internal error"; a reader shows what
-was published or says the disk is full; what was published stays unchanged; with space again, a run completes and
-publishes what a clean build would.
+was published or says the disk is full; what was published stays unchanged; with space
+again, a run completes and publishes what a clean build would.
 
 Mounting a tmpfs needs root (CI and this machine run as root); elsewhere the test skips
 with the reason (in CI a skip fails the run).
