@@ -295,9 +295,8 @@ def plan(
         click.echo(dump_json(result.to_json()))
     else:
         print_plan(_console(), result)
-    err = _console(stderr=True)
     for text in result.source_errors.values():
-        err.print(text, markup=False, highlight=False)
+        click.echo(click.style("error: ", fg="red", bold=True) + text, err=True)
     sys.exit(1 if result.source_errors else 0)
 
 

@@ -70,6 +70,11 @@ def test_a_permanently_broken_source_fails_only_its_branch(tmp_path: Path, case:
     assert "orders.toml" in nodes["orders"]["error"]
     assert "transient" not in nodes["orders"]["error"], nodes["orders"]["error"]
     assert "Traceback" not in proc.stderr
+    # plan shows the error and exits 1; its JSON names the source
+    plan = cli("plan", "--json", "--project", str(root))
+    assert plan.returncode == 1, plan.stdout + plan.stderr
+    assert "orders.toml" in plan.stderr and "Traceback" not in plan.stderr
+    assert set(json.loads(plan.stdout)["source_errors"]) == {"orders"}
 
 
 def test_json_is_printed_for_a_configuration_error(tmp_path: Path) -> None:
