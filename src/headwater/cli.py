@@ -571,8 +571,8 @@ def import_dbt(
 @click.option("--port", default=8580, show_default=True, type=int,
               help="Port to listen on (0 picks a free one).")
 @click.option("--token", envvar="HEADWATER_TOKEN", default=None, show_envvar=True,
-              help="Secret every API request must send (the browser UI asks for it once);"
-              " required off the loopback.")
+              help="Secret every page and API request must carry (a browser enters it once on"
+              " the locked page); required off the loopback, at least 16 characters there.")
 @handle_errors
 def serve(project_dir: Path | None, env: str, host: str, port: int, token: str | None) -> None:
     """Serve the web UI: the graph by status, nodes, lineage, runs, live progress.
