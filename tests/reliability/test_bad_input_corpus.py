@@ -15,14 +15,14 @@ CATEGORIES = {
     "cycles": r"^cycle_",
     "unknown or duplicate names": r"^(unknown_table|sink_from|python_unknown_param"
                                   r"|custom_check_unknown|duplicate_"
-                          r"|check_relationships_unknown)",
+                          r"|check_relationships_unknown|columns_unknown)",
     "bad TOML": r"^(toml_|invalid_toml_)",
     "wrong types": r"^(wrong_type_|invalid_value_|unknown_engine|unknown_file_format)",
     "unknown keys": r"^(unknown_key_|mistyped_key_|unknown_annotation|unknown_source_type"
                     r"|missing_)",
     "missing env vars": r"^missing_env_",
     "unreadable files": r"(_not_utf8|_is_a_folder|no_headwater_toml)$",
-    "malformed data": r"^(csv_|ndjson_|parquet_|glob_no_files)",
+    "malformed data": r"^(csv_|ndjson_|parquet_|gzip_|json_|glob_)",
     "schema drift": r"^schema_drift_",
     "absurd values": r"^(threads_zero|retries_negative|port_out_of_range|cron_|timezone_|window_"
                      r"|lookback_|incremental_|chunk_rows_zero|memory_limit_|bad_materialized"
@@ -32,6 +32,7 @@ CATEGORIES = {
     "selections and commands": r"^(select_|backfill_)",
     "sinks": r"^sink_",
     "node names": r"^name_",
+    "connector settings": r"^postgres_",
     "timeouts": r"^timeout_",
     "secrets": r"^(secret_|secrets_)",
 }
