@@ -29,10 +29,11 @@ CATEGORIES = {
                      r"|poll_interval_|retry_delay_)",
     "checks": r"^check_",
     "python": r"^python_",
-    "selections and commands": r"^(select_|backfill_)",
+    "selections and commands": r"^(select_|backfill_|show_|lineage_|dag_)",
     "sinks": r"^sink_",
     "node names": r"^name_",
     "connector settings": r"^postgres_",
+    "read-only queries": r"^query_",
     "timeouts": r"^timeout_",
     "secrets": r"^(secret_|secrets_)",
 }
