@@ -123,6 +123,7 @@ def test_secrets_outside_password_fields_are_masked_everywhere(
     assert nodes["warehouse"]["status"] == "failed"
     assert "does not exist" in nodes["warehouse"]["error"]
     assert "matches no files" in nodes["exports"]["error"]
+    assert "data/***/*.csv" in nodes["exports"]["error"], nodes["exports"]["error"]
     assert nodes["uses_items"]["status"] == "skipped"
     con = sqlite3.connect(root / ".headwater/state.db")
     outputs["state.db"] = "\n".join(con.iterdump())

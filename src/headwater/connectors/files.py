@@ -26,7 +26,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Protocol, TypeVar
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -143,6 +143,7 @@ class FilesSource(SourceConnector):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.config = with_env_path(self.config, self.config_path)
         self._rejects: pa.Table | None = None
         self._s3: S3 | None = None
         # an error raised while the reader was consumed (see _stream_failed)
@@ -760,3 +761,25 @@ def _header_columns(path: str, delimiter: str) -> set[str] | None:
 def _file_digest(path: Path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "blake2b").hexdigest()[:32]
+
+
+class _HasPath(Protocol):
+    path: str
+
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Any: ...
+
+
+C = TypeVar("C", bound=_HasPath)
+
+
+def with_env_path(config: C, config_path: Path) -> C:
+    """``config`` with the ``${VAR}``s of its ``path`` replaced by their values (an unset
+    one is an error naming it). The fingerprints keep the reference, not the value."""
+    if "${" not in config.path:
+        return config
+    from headwater.config import resolve_env
+
+    copy: C = config.model_copy(update={"path": resolve_env(config.path, path=config_path,
+                                                             key="path")})
+    return copy
+

@@ -57,7 +57,10 @@ class FilesSink(SinkConnector):
     config: FilesSinkConfig
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from headwater.connectors.files import with_env_path
+
         super().__init__(*args, **kwargs)
+        self.config = with_env_path(self.config, self.config_path)
         self._s3: S3 | None = None
 
     @property
