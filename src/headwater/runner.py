@@ -568,7 +568,19 @@ class Runner:
                 outcome.stats.rows, outcome.stats.columns, at, meta)
         if outcome.partitions is not None:
             self.state.set_sink_partitions(self.env, np.name, outcome.partitions)
-        self._publish(np, outcome)
+        try:
+            self._publish(np, outcome)
+        except Exception as exc:  # noqa: BLE001 - the view could not be swapped: the node
+            # fails (what was published before stays), the run goes on
+            from headwater.errors import disk_full
+
+            full = disk_full(exc)
+            text = full.render() if full is not None else (
+                exc.render() if isinstance(exc, HeadwaterError)
+                else f"{node.path}: publishing {np.name} failed: {type(exc).__name__}: {exc}")
+            self._finish(np, NodeResult(np.name, np.kind, "failed", "error",
+                                        seconds=time.perf_counter() - started, error=text), at)
+            return
         reason = f"{np.reason}: {outcome.detail}" if outcome.detail else np.reason
         checks = [r.to_json() for r in outcome.checks]
         if checks:

@@ -310,6 +310,16 @@ class FilesSource(SourceConnector):
             con = duckdb.connect()
             try:
                 rel = con.sql(sql, params=params)
+                empty = [d for p, d in inputs if p.stat().st_size == 0]
+                if len(empty) == len(inputs) or not [
+                        c for c in rel.columns if c not in (PATH_COLUMN, PARTITION_COLUMN)]:
+                    raise ConnectorError(
+                        f"source {self.name!r}: the files hold no columns"
+                        + (f" ({', '.join(empty[:3])} {'is' if len(empty) == 1 else 'are'}"
+                           " empty)" if empty else ""),
+                        path=self.config_path,
+                        hint="a CSV needs at least a header line; deliver the file again, or"
+                        " move the empty file away")
                 if types:
                     missing = [c for c in types if c not in rel.columns]
                     if missing:
@@ -491,6 +501,9 @@ class FilesSource(SourceConnector):
         else:
             func = "read_json"
             opts["format"] = "newline_delimited" if fmt == "ndjson" else "auto"
+            # every line an object: a stray array or number is a bad row, never a reason to
+            # read the whole source as one column of raw JSON
+            opts["records"] = True
             opts["union_by_name"] = True  # files may differ in their keys (schema drift)
         if fmt != "parquet":
             if cfg.date_format:
