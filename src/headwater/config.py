@@ -29,6 +29,7 @@ from headwater.openlineage import OpenLineageSettings
 from headwater.schedule.cron import check_cron
 from headwater.schedule.timeutil import check_timezone
 from headwater.schedule.windows import check_window
+from headwater.urls import check_http_url
 
 _ENV_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -100,7 +101,7 @@ class ScheduleConfig(StrictModel):
 class NotifyConfig(StrictModel):
     """``[notify]``: a webhook POSTed when a scheduled run fails after its retries."""
 
-    url: str
+    url: Annotated[str, AfterValidator(_checked(check_http_url, "url"))]
     on: list[Literal["failure", "success"]] = ["failure"]
     timeout: Seconds = 10.0
     retries: int = Field(default=3, ge=0)
@@ -263,7 +264,7 @@ def validation_error(
     secret = err["type"] == "secret" or key in ("password", "dsn") or "secret" in key
     snippet = caret_snippet(text, line, col) if line and not secret else None
     return ProjectError(
-        f"invalid value for {dotted!r}: {err['msg']}",
+        f"invalid value for {dotted!r}: {err['msg'].removeprefix('Value error, ')}",
         path=path,
         line=line,
         column=col,

@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 if TYPE_CHECKING:
     from headwater.lineage import ProjectLineage
@@ -102,6 +102,20 @@ class OpenLineageSettings(BaseModel):
     file: str | None = None
     namespace: str | None = None
     timeout: float = Field(default=5.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        from headwater.urls import check_http_url
+
+        return check_http_url(v)
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> OpenLineageSettings:
+        if not self.url and not self.file:
+            raise ValueError('[openlineage] sends events nowhere: set url = "http://..." (a'
+                             ' Marquez or DataHub endpoint) or file = "target/openlineage.ndjson"')
+        return self
 
 
 # -- transports ---------------------------------------------------------------------------

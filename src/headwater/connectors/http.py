@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TextIO
 from urllib.parse import urljoin, urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from headwater.config import StrictModel, resolve_env
 from headwater.connectors.base import SourceConfig, SourceConnector
@@ -117,6 +117,13 @@ class HttpSourceConfig(SourceConfig):
     cursor_param: str | None = None
     timeout: float = Field(default=30.0, gt=0)
     change_marker_url: str | None = None
+
+    @field_validator("url", "change_marker_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        from headwater.urls import check_http_url
+
+        return check_http_url(v)
 
     @model_validator(mode="after")
     def _cursor_param_needs_cursor(self) -> HttpSourceConfig:
