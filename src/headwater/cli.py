@@ -167,7 +167,8 @@ def init(directory: Path, rows: int, seed: int, force: bool) -> None:
 @select_options
 @env_option
 @click.option("--full-refresh", is_flag=True, help="Rebuild the selected nodes even if unchanged.")
-@click.option("--threads", "-t", type=int, default=None, help="Parallel builds (default: cores).")
+@click.option("--threads", "-t", type=click.IntRange(min=1), default=None,
+              help="Parallel builds (default: cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @click.option("--no-wait", is_flag=True, help="Fail at once if another run holds the project.")
 @click.option("--wait-timeout", type=DURATION, default=None, metavar="DURATION",

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from headwater.engines.base import Engine
 from headwater.engines.base import quote_ident as _q
 from headwater.engines.versioning import parse_snapshot, rows_versioned, same_projection
-from headwater.errors import HeadwaterError
+from headwater.errors import HeadwaterError, display_path
 from headwater.fingerprint import combine, physical_name
 from headwater.plan import NodePlan, Plan, appendable, reuse_reason, shared_snapshot
 from headwater.project.loader import LoadedProject
@@ -320,7 +320,8 @@ class Runner:
         self._finish(np, NodeResult(
             np.name, np.kind, "failed", "timed out",
             seconds=time.perf_counter() - started,
-            error=f"{node.path}: {np.name} timed out after {_duration(limit)} ({where});"
+            error=f"{display_path(node.path)}: {np.name} timed out after {_duration(limit)}"
+                  f" ({where});"
                   " nothing of it was published\nhint: make it faster, or raise the timeout"),
             at)
 

@@ -61,8 +61,8 @@ class ConnectionKeys(StrictModel):
         if v and not _WHOLE_ENV_REF.fullmatch(v):
             raise PydanticCustomError(
                 "secret", 'the password must name an environment variable, not hold the secret:'
-                ' write password = "${PGPASSWORD}" and export it; secrets never go in project'
-                " files")
+                ' write password = "${DB_PASSWORD}" and export DB_PASSWORD; secrets never go in'
+                " project files")
         return v
 
     @field_validator("dsn")
@@ -72,8 +72,8 @@ class ConnectionKeys(StrictModel):
         if pw and not _WHOLE_ENV_REF.fullmatch(pw):
             raise PydanticCustomError(
                 "secret", "the dsn holds a password: write it as ${VAR} (dsn ="
-                ' "postgresql://user:${PGPASSWORD}@host/db") and export it; secrets never go in'
-                " project files")
+                ' "scheme://user:${DB_PASSWORD}@host/db") and export DB_PASSWORD; secrets never'
+                " go in project files")
         return v
 
 

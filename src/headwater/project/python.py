@@ -88,6 +88,17 @@ def analyse_python(text: str, path: Path) -> PyAnalysis:
             snippet=caret_snippet(text, line, col) if line else None,
             hint=hint,
         )
+    if isinstance(func, ast.AsyncFunctionDef):
+        col = func.col_offset + 1
+        raise ParseError(
+            f"a transform must be a plain function, not `async def {name}`",
+            path=path,
+            line=func.lineno,
+            column=col,
+            snippet=caret_snippet(text, func.lineno, col),
+            hint=f"write `def {name}(...)`: Headwater calls it and needs its result, it does"
+            " not await it (run async code inside with asyncio.run)",
+        )
     args = func.args
     if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs:
         raise ParseError(
