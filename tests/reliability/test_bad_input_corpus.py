@@ -34,6 +34,7 @@ CATEGORIES = {
     "node names": r"^name_",
     "connector settings": r"^(postgres_|http_)",
     "URLs": r"_without_scheme$|^openlineage_",
+    "scheduling": r"^(schedule_|node_retries_)",
     "read-only queries": r"^query_",
     "timeouts": r"^timeout_",
     "secrets": r"^(secret_|secrets_)",

@@ -51,7 +51,8 @@ retries = 5
 [notify]
 url = "https://hooks.example.com/${HOOK}"
 on = ["failure", "success"]
-""", source_extra='window = "22:00-02:00"\ntrigger = "new_data"\npoll_interval = "5m"\n')
+""", source_extra='tags = ["hourly"]\nwindow = "22:00-02:00"\ntrigger = "new_data"\n'
+                     'poll_interval = "5m"\n')
     cfg = loaded.config  # type: ignore[attr-defined]
     assert cfg.retry_delay == 60.0 and cfg.retries == 2
     assert [s.cron for s in cfg.schedules] == ["5 * * * *", "@daily"]

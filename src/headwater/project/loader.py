@@ -117,13 +117,37 @@ def load_project(root: Path, cache: ParseCache | None = None) -> LoadedProject:
     if cache is not None and fresh:
         cache.put_many(fresh)
     _check_refs(nodes, root)
+    _check_config_names(config, nodes, config_path, text)
     graph = Graph({n: node.upstream for n, node in nodes.items()})
     try:
         graph.order()
         _attach_custom_checks(customs, nodes, graph, root)
     except CycleError as exc:
         raise _cycle_error(exc.cycle, nodes, root) from None
-    return LoadedProject(root, config, config_path, nodes, graph, customs, files.warnings)
+    loaded = LoadedProject(root, config, config_path, nodes, graph, customs, files.warnings)
+    _check_schedule_selections(loaded, text)
+    return loaded
+
+
+def _check_schedule_selections(loaded: LoadedProject, text: str) -> None:
+    """Each [[schedules]] select/exclude names something: a typo would schedule nothing."""
+    from headwater.errors import SelectionError
+
+    for i, schedule in enumerate(loaded.config.schedules):
+        if schedule.select is None and schedule.exclude is None:
+            continue
+        try:
+            loaded.graph.select(schedule.select, schedule.exclude, tags=loaded.tags(),
+                                kinds=loaded.kinds())
+        except SelectionError as exc:
+            what = schedule.select if schedule.select is not None else schedule.exclude
+            needle = f"{what!r}"[1:-1] if isinstance(what, str) else None
+            line = next((n for n, t in enumerate(text.splitlines(), 1)
+                         if needle and needle in t and "select" in t), None)
+            raise ProjectError(
+                f"schedule {schedule.name or i + 1}: {exc.message}", path=loaded.config_path,
+                line=line, snippet=caret_snippet(text, line, None) if line else None,
+                hint=exc.hint) from None
 
 
 def _check_names(paths: list[Path], root: Path) -> None:
@@ -383,6 +407,21 @@ def _attach_custom_checks(
             )
         owner = max(check.refs, key=lambda r: position[r])
         nodes[owner].meta.setdefault("custom_checks", []).append(check)
+
+
+def _check_config_names(config: ProjectConfig, nodes: dict[str, Node], path: Path,
+                        text: str) -> None:
+    """headwater.toml's [node_retries.NAME] must name nodes: a typo would silently give the
+    node the project's policy."""
+    for name in config.node_retries:
+        if name not in nodes:
+            line = next((i for i, t in enumerate(text.splitlines(), 1)
+                         if t.strip().replace(" ", "").startswith(f"[node_retries.{name}]")
+                         or t.strip().startswith(f'[node_retries."{name}"]')), None)
+            raise ProjectError(
+                f"[node_retries.{name}] names no node of the project", path=path, line=line,
+                snippet=caret_snippet(text, line, None) if line else None,
+                hint=did_you_mean(name, list(nodes)) or f"nodes: {', '.join(sorted(nodes)[:8])}")
 
 
 def _annotation_line(text: str, needle: str) -> int | None:
