@@ -41,7 +41,7 @@ from headwater.project.nodes import (
 )
 
 CONFIG_FILE = "headwater.toml"
-PARSE_VERSION = "8"  # bump when the cached analysis changes shape or meaning
+PARSE_VERSION = "9"  # bump when the cached analysis changes shape or meaning
 
 log = logging.getLogger(__name__)
 _warned: set[LoadWarning] = set()  # each warning once per process (serve and schedule reload)
@@ -328,6 +328,13 @@ def _load_transform(
             analysis = SqlAnalysis.from_json(entry)
         annotations = analysis.annotations
         checks, incremental = _checks_and_incremental(annotations)
+        if annotations.get("lookback") is not None and incremental is None:
+            line = _annotation_line(text, "@lookback")
+            raise ProjectError(
+                "@lookback applies to incremental transforms only", path=path, line=line,
+                snippet=caret_snippet(text, line, None) if line else None,
+                hint="add `-- @incremental: by day <day> from <ts>` (see README, Incremental"
+                " transforms) or remove the @lookback line")
         refs = [Ref(*r) for r in analysis.refs]
         refs += [Ref(c.args[1].rsplit(".", 1)[0].strip(), _annotation_line(text, c.raw))
                  for c in checks if c.kind == "relationships"]

@@ -115,6 +115,7 @@ def analyse_python(text: str, path: Path) -> PyAnalysis:
     description = ast.get_docstring(func) or ast.get_docstring(module) or ""
     description, checks = _docstring_checks(description, path, text)
     description, timeout = _docstring_timeout(description, path, text)
+    _no_unknown_annotations(description, path, text)
     code_fp = hashlib.sha256(("py\0" + ast.dump(_strip_docstrings(module))
                               + repr(sorted(c["raw"] for c in checks))).encode()).hexdigest()
     return PyAnalysis(description.strip(), params, types, refs, code_fp, checks, timeout)
@@ -165,6 +166,31 @@ def _docstring_timeout(doc: str, path: Path, text: str) -> tuple[str, float | No
                              hint="e.g. `@timeout: 5s` or `@timeout: 30m` in the docstring"
                              ) from None
     return "\n".join(keep), timeout
+
+
+PY_ANNOTATIONS = ("check", "timeout")
+
+
+def _no_unknown_annotations(doc: str, path: Path, text: str) -> None:
+    """A docstring line ``@key: value`` must be one Python transforms know (a typo such as
+    ``@materialised`` would be silently kept as description)."""
+    import re
+
+    for line in doc.splitlines():
+        m = re.match(r"\s*@([A-Za-z_]+):", line)
+        if m is None or m.group(1) in PY_ANNOTATIONS:
+            continue
+        key = m.group(1)
+        lineno = next((i for i, t in enumerate(text.splitlines(), 1)
+                       if t.strip().startswith(f"@{key}:")), None)
+        col = text.splitlines()[lineno - 1].find("@") + 1 if lineno else None
+        close = closest(key, PY_ANNOTATIONS, n=1)
+        raise ParseError(
+            f"unknown annotation @{key} in the docstring", path=path, line=lineno, column=col,
+            snippet=caret_snippet(text, lineno, col) if lineno else None,
+            hint=(f"did you mean @{close[0]}? " if close else "")
+            + "a Python transform's docstring takes @check: and @timeout: (other settings,"
+            " like @materialized, are for SQL files)")
 
 
 def _strip_docstrings(module: ast.Module) -> ast.Module:
