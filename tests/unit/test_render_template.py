@@ -25,7 +25,7 @@ EXTRA = {
     "cte_shadow.sql": "WITH t AS (SELECT 1 AS x) SELECT * FROM t JOIN u USING (x)",
     "subquery.sql": "SELECT * FROM (SELECT x FROM t) AS s WHERE x IN (SELECT x FROM u)",
     "quoted.sql": 'SELECT "Weird Name".x FROM "Weird Name"',
-    "qualified.sql": "SELECT x FROM t JOIN main.other AS o USING (x)",
+    "qualified.sql": "SELECT x FROM t JOIN ext.other AS o USING (x)",
     "many.sql": " UNION ALL ".join(f"SELECT x FROM t{i}" for i in range(14)),
     "window.sql": "SELECT x, sum(y) OVER (PARTITION BY x ORDER BY ts) FROM t QUALIFY x > 1",
 }

@@ -98,11 +98,17 @@ def test_table_functions_are_not_refs() -> None:
 
 def test_schema_qualified_tables_are_not_refs() -> None:
     sql = """
-        SELECT * FROM main.orders
+        SELECT * FROM ext.orders
         JOIN other_db.main.customers USING (id)
         JOIN stg_orders USING (id)
     """
     assert refs(sql) == {"stg_orders"}
+
+
+def test_main_dot_a_name_is_refused_with_the_bare_name() -> None:
+    """``main.orders`` was left out of the DAG and failed at run time: a clear error now."""
+    with pytest.raises(ParseError, match=r"main.orders: refer to a node by its bare name"):
+        refs("SELECT *\nFROM main.orders")
 
 
 def test_quoted_names_are_refs() -> None:

@@ -41,7 +41,7 @@ from headwater.project.nodes import (
 )
 
 CONFIG_FILE = "headwater.toml"
-PARSE_VERSION = "9"  # bump when the cached analysis changes shape or meaning
+PARSE_VERSION = "10"  # bump when the cached analysis changes shape or meaning
 
 log = logging.getLogger(__name__)
 _warned: set[LoadWarning] = set()  # each warning once per process (serve and schedule reload)

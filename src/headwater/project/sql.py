@@ -263,6 +263,7 @@ def analyse_sql(text: str, path: Path, dialect: str) -> SqlAnalysis:
         raise _not_a_select(statements, text, path, dialect)
     tree = statements[0]
     refs = find_refs(tree, text)
+    _no_main_schema(tree, text, path)
     normalised = tree.sql(dialect=dialect, normalize=True, comments=False)
     ann = header.annotations
     # checks count: every published build has passed the checks declared when it was built
@@ -298,6 +299,23 @@ def find_refs(tree: Any, text: str | None = None) -> list[tuple[str, int | None,
             refs.append((name, *_start(source.this, text)))
     refs.sort(key=lambda r: (r[1] or 0, r[2] or 0))
     return refs
+
+
+def _no_main_schema(tree: Any, text: str, path: Path) -> None:
+    """``main.orders`` is refused: nodes are referred to by bare name, and the warehouse's
+    ``main`` schema holds nothing of the project's (the reference would be left out of the
+    DAG, built in the wrong order and fail at run time)."""
+    from sqlglot import exp
+
+    for table in tree.find_all(exp.Table):
+        if table.args.get("db") and table.db.lower() == "main" and not table.catalog:
+            line, col = _start(table.args["db"], text)
+            raise ParseError(
+                f"{table.db}.{table.name}: refer to a node by its bare name ({table.name})",
+                path=path, line=line, column=col,
+                snippet=caret_snippet(text, line, col) if line else None,
+                hint=f"write `FROM {table.name}`: Headwater resolves it to the table the node"
+                " published in this environment")
 
 
 def _start(node: Any, text: str | None) -> tuple[int | None, int | None]:
