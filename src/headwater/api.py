@@ -330,8 +330,14 @@ class Project:
 
         self.reload()
         target = self.loaded.nodes.get(node)
+        if target is None:
+            from headwater.errors import did_you_mean
+
+            raise SelectionError(f"no node named {node!r}",
+                                 hint=did_you_mean(node, list(self.loaded.nodes))
+                                 or "`headwater dag` lists the nodes")
         spec = getattr(target, "incremental", None)
-        if target is None or spec is None or spec.strategy != "window":
+        if spec is None or spec.strategy != "window":
             raise SelectionError(
                 f"{node!r} is not a time-window incremental transform",
                 hint="backfill works on `-- @incremental: by <column> <grain>` nodes; "

@@ -61,7 +61,13 @@ def check_query(sql: str, schemas: Iterable[str], catalog: str = "warehouse",
     try:
         trees = [t for t in sqlglot.parse(sql, dialect="duckdb") if t is not None]
     except sqlglot.errors.ParseError as exc:
-        raise QueryRefused(f"cannot read the query: {str(exc).splitlines()[0]}",
+        first = exc.errors[0] if exc.errors else {}
+        line, col = first.get("line"), first.get("col")
+        where = f" at line {line}, column {col}" if line and col else ""
+        from headwater.errors import caret_snippet
+
+        raise QueryRefused(f"cannot read the query: invalid SQL{where}",
+                           snippet=caret_snippet(sql, line, col) if line else None,
                            hint=hint) from None
     finally:
         quiet.setLevel(level)
