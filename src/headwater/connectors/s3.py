@@ -247,9 +247,11 @@ class S3:
     @contextmanager
     def errors(self, action: str, url: str) -> Iterator[None]:
         """Turn boto3/botocore failures of ``action`` on ``url`` into ConnectorErrors."""
+        from headwater.errors import HeadwaterError
+
         try:
             yield
-        except ConnectorError:
+        except HeadwaterError:  # already says what is wrong (an unset ${VAR} ...)
             raise
         except Exception as exc:
             raise self._error(exc, action, url) from None
