@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,50 @@ def test_json_is_printed_for_a_configuration_error(tmp_path: Path) -> None:
     out = json.loads(proc.stdout)
     assert out["status"] == "error" and "nowhere_at_all" in out["error"]["message"]
     assert out["error"]["path"].endswith("a.sql")
+
+
+@pytest.mark.parametrize("kind", ["postgres", "mysql"])
+def test_a_source_query_cannot_change_the_database(tmp_path: Path, kind: str) -> None:
+    """A source's session is read-only on the server: a `query` that writes (through a
+    function: a plain DELETE does not even parse inside the read) fails its source and
+    changes nothing."""
+    setup = ["DROP TABLE IF EXISTS hw_ro_canary", "CREATE TABLE hw_ro_canary (id int)",
+             "INSERT INTO hw_ro_canary VALUES (1), (2)", "DROP FUNCTION IF EXISTS hw_ro_wipe"]
+    if kind == "postgres":
+        import psycopg
+
+        con: Any = psycopg.connect(DSN, autocommit=True)
+        dsn = DSN
+        run = con.execute
+        setup.append("CREATE FUNCTION hw_ro_wipe() RETURNS int AS $$ BEGIN DELETE FROM"
+                     " hw_ro_canary; RETURN 1; END $$ LANGUAGE plpgsql")
+    else:
+        import pymysql
+
+        con = pymysql.connect(host="127.0.0.1", user="root", database="test", autocommit=True)
+        dsn = "mysql://root@127.0.0.1:3306/test"
+        cur = con.cursor()
+        run = cur.execute
+        setup.append("CREATE FUNCTION hw_ro_wipe() RETURNS INT MODIFIES SQL DATA BEGIN"
+                     " DELETE FROM hw_ro_canary; RETURN 1; END")
+    for sql in setup:
+        run(sql)
+    try:
+        root = tmp_path / "p"
+        write_project(root, {"sources/sneaky.toml": f'type = "{kind}"\ndsn = "{dsn}"\n'
+                             'query = "SELECT hw_ro_wipe() AS x"\nretries = 0\n'})
+        proc = cli("run", "--json", "--project", str(root))
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        nodes = {n["name"]: n for n in json.loads(proc.stdout)["nodes"]}
+        assert nodes["sneaky"]["status"] == "failed"
+        error = nodes["sneaky"]["error"].lower()
+        assert "read-only" in error or "read only" in error, error
+        if kind == "postgres":
+            assert con.execute("SELECT count(*) FROM hw_ro_canary").fetchone()[0] == 2
+        else:
+            cur.execute("SELECT count(*) FROM hw_ro_canary")
+            assert cur.fetchone()[0] == 2
+    finally:
+        run("DROP FUNCTION IF EXISTS hw_ro_wipe")
+        run("DROP TABLE IF EXISTS hw_ro_canary")
+        con.close()

@@ -133,6 +133,7 @@ class MySQLTarget:
     kwargs: dict[str, Any]  # for pymysql.connect, secrets resolved: never show it
     where: str
     secrets: list[str]
+    read_only: bool = False  # a source's session: SET SESSION TRANSACTION READ ONLY
 
 
 _URL = re.compile(r"^(?:mysql|mariadb)(?:\+\w+)?://(?P<rest>.*)$", re.DOTALL)
@@ -174,7 +175,10 @@ _ALLOWED_OPTIONS = {"charset", "unix_socket", "ssl_ca", "ssl_cert", "ssl_key", "
                     "ssl_verify_identity", "read_timeout", "write_timeout"}
 
 
-def mysql_target(cfg: MySQLConnectionKeys, what: str, path: Path) -> MySQLTarget:
+def mysql_target(cfg: MySQLConnectionKeys, what: str, path: Path, *,
+                 read_only: bool = False) -> MySQLTarget:
+    """Where to connect; ``read_only`` (sources): the session's transactions are read-only,
+    so a source's ``query`` can never change the database."""
     dsn = cfg.dsn or ""
     whole = re.fullmatch(r"\s*\$\{[A-Za-z_][A-Za-z0-9_]*\}\s*", dsn) is not None
     if whole:  # the whole dsn comes from the environment
@@ -218,7 +222,7 @@ def mysql_target(cfg: MySQLConnectionKeys, what: str, path: Path) -> MySQLTarget
             kwargs[k] = option
     secrets = [s for s in (kwargs["password"], *literals) if s]
     where = redact(f"{kwargs['host']}:{kwargs['port']}/{kwargs['database'] or ''}", secrets)
-    return MySQLTarget(kwargs, where, secrets)
+    return MySQLTarget(kwargs, where, secrets, read_only)
 
 
 # -- errors ----------------------------------------------------------------------------
@@ -348,7 +352,8 @@ class MySQLConnector:
         return f"{self.kind} {self.name!r}"
 
     def target(self) -> MySQLTarget:
-        return mysql_target(self.config, self.label, self.config_path)
+        return mysql_target(self.config, self.label, self.config_path,
+                            read_only=self.kind == "source")
 
     def connect(self, target: MySQLTarget, *, streaming: bool = False) -> Any:
         try:
@@ -363,7 +368,11 @@ class MySQLConnector:
         if streaming:
             kwargs["cursorclass"] = pymysql.cursors.SSCursor
         try:
-            return pymysql.connect(**kwargs)
+            con = pymysql.connect(**kwargs)
+            if target.read_only:  # a source's query can never change the database
+                with con.cursor() as cur:
+                    cur.execute("SET SESSION TRANSACTION READ ONLY")
+            return con
         except Exception as exc:
             raise mysql_error(exc, what=self.label, action="connecting to", target=target,
                               path=self.config_path) from None

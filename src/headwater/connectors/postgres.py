@@ -142,7 +142,8 @@ class _PgConnector:
         return f"{self.kind} {self.name!r}"
 
     def target(self) -> PgTarget:
-        return pg_target(self.config, self.label, self.config_path, self.name)
+        return pg_target(self.config, self.label, self.config_path, self.name,
+                         read_only=self.kind == "source")
 
     def connect(self, target: PgTarget) -> PgSession:
         try:

@@ -136,7 +136,10 @@ def _conninfo(params: dict[str, str]) -> str:
     return " ".join(f"{k}={q(v)}" for k, v in params.items())
 
 
-def pg_target(cfg: PostgresConnectionKeys, what: str, path: Path, name: str) -> PgTarget:
+def pg_target(cfg: PostgresConnectionKeys, what: str, path: Path, name: str,
+              *, read_only: bool = False) -> PgTarget:
+    """Where to connect. ``read_only`` (sources): every transaction of the session is
+    read-only on the server, so a source's ``query`` can never change the database."""
     dsn = cfg.dsn or ""
     whole = re.fullmatch(r"\s*\$\{[A-Za-z_][A-Za-z0-9_]*\}\s*", dsn) is not None
     if whole:  # the whole dsn comes from the environment
@@ -160,6 +163,9 @@ def pg_target(cfg: PostgresConnectionKeys, what: str, path: Path, name: str) -> 
     if cfg.port is not None:
         params["port"] = str(cfg.port)
     params.setdefault("connect_timeout", str(cfg.connect_timeout))
+    if read_only:
+        params["options"] = (params.get("options", "") + " -c default_transaction_read_only=on"
+                             ).strip()
     params.setdefault("application_name", (cfg.application_name or f"headwater:{name}")[:63])
     host = params.get("host", "").split(",")[0] or "localhost"
     port = params.get("port", "").split(",")[0] or "5432"
