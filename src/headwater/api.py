@@ -40,7 +40,6 @@ from headwater.plan import NodePlan, Plan, build_plan, source_data_fps
 from headwater.project.loader import LoadedProject, find_root, load_project
 from headwater.runner import Reporter, Runner, RunResult
 from headwater.state import StateStore
-from headwater.warehouse_users import InterruptedForRun, command_name, open_for_writing, reader
 
 log = logging.getLogger(__name__)
 
@@ -290,6 +289,8 @@ class Project:
             gone = select is None and exclude is None and any(
                 n not in self.loaded.nodes for n in self.state.published(env))
             if plan.to_run or gone or not _warehouse_exists(engine):
+                from headwater.warehouse_users import open_for_writing
+
                 open_for_writing(self.state, engine, on_wait=on_wait, timeout=None
                                  if wait_timeout is None else
                                  max(0.0, wait_timeout - (time.monotonic() - started)))
@@ -424,6 +425,8 @@ class Project:
         lock.acquire(wait=wait)
         engine = self.make_engine()
         try:
+            from headwater.warehouse_users import open_for_writing
+
             open_for_writing(self.state, engine)
             for env in self.state.environments():
                 environments.reconcile_views(self.state, engine, env)
@@ -459,6 +462,8 @@ class Project:
                     holder_pid=exc.holder_pid) from None
             raise
         try:
+            from headwater.warehouse_users import InterruptedForRun, command_name, reader
+
             with reader(self.state, engine, f"headwater {command_name()}") as stopped:
                 try:
                     yield engine

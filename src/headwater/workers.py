@@ -19,7 +19,6 @@ keep ``headwater run`` alive forever. Here every worker is a daemon thread, and
 
 from __future__ import annotations
 
-import ctypes
 import queue
 import threading
 from collections.abc import Callable
@@ -118,6 +117,8 @@ class Workers:
                 worker.retired = True
                 if on_stop is not None:
                     on_stop(worker.ident)
+                import ctypes
+
                 ctypes.pythonapi.PyThreadState_SetAsyncExc(
                     ctypes.c_ulong(worker.ident), ctypes.py_object(NodeTimedOut))
             self._workers.remove(worker)

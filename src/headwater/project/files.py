@@ -24,7 +24,6 @@ Text files are read as UTF-8; a leading byte-order mark is accepted (and dropped
 from __future__ import annotations
 
 import os
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -286,6 +285,10 @@ def _check_reserved(stem: str, path: Path) -> None:
 def name_key(name: str) -> str:
     """What two node names must not share: names that differ only in case (or in
     Unicode normalisation) are one table to SQL and one file on macOS and Windows."""
+    if name.isascii():
+        return name.lower()
+    import unicodedata
+
     return unicodedata.normalize("NFC", name).lower()
 
 
