@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -173,9 +174,16 @@ class PhysicalInfo:
         return out
 
 
+@lru_cache(maxsize=8192)
+def _decoded(text: str) -> Any:
+    """JSON of a physical record's columns or meta: the versions of a node mostly share
+    them, so each distinct text is decoded once (the results are never mutated)."""
+    return json.loads(text)
+
+
 def _physical_info(r: tuple[Any, ...]) -> PhysicalInfo:
-    return PhysicalInfo(r[0], r[1], r[2], r[3], r[4], json.loads(r[5] or "[]"), r[6],
-                        json.loads(r[7]) if r[7] else {})
+    return PhysicalInfo(r[0], r[1], r[2], r[3], r[4], _decoded(r[5] or "[]"), r[6],
+                        _decoded(r[7]) if r[7] else {})
 
 
 class StateStore:
