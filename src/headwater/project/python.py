@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,84 +114,58 @@ def analyse_python(text: str, path: Path) -> PyAnalysis:
         (a.arg, a.lineno, a.col_offset + 1) for a in args.args
     ]
     description = ast.get_docstring(func) or ast.get_docstring(module) or ""
-    description, checks = _docstring_checks(description, path, text)
-    description, timeout = _docstring_timeout(description, path, text)
-    _no_unknown_annotations(description, path, text)
+    description, checks, timeout = _docstring_annotations(description, path, text)
     code_fp = hashlib.sha256(("py\0" + ast.dump(_strip_docstrings(module))
                               + repr(sorted(c["raw"] for c in checks))).encode()).hexdigest()
     return PyAnalysis(description.strip(), params, types, refs, code_fp, checks, timeout)
 
 
-def _docstring_checks(doc: str, path: Path, text: str) -> tuple[str, list[dict[str, Any]]]:
-    """``@check: ...`` lines of a docstring, parsed; the rest is the description."""
+PY_ANNOTATIONS = ("check", "timeout")
+_DOC_ANNOTATION = re.compile(r"\s*@([A-Za-z_]+):(.*)")
+
+
+def _docstring_annotations(doc: str, path: Path, text: str
+                           ) -> tuple[str, list[dict[str, Any]], float | None]:
+    """The ``@check: ...`` lines (parsed) and the ``@timeout: 5s`` line (in seconds) of a
+    docstring, and the rest as the description. Any other ``@key:`` line is an error: a
+    typo such as ``@materialised`` would otherwise be silently kept as description. The
+    timeout is not part of the fingerprint: how long a build may take does not change what
+    it makes."""
     from headwater.checks import parse_check
-
-    keep, checks = [], []
-    for line in doc.splitlines():
-        stripped = line.strip()
-        if not stripped.startswith("@check:"):
-            keep.append(line)
-            continue
-        decl = stripped[len("@check:"):].strip()
-        try:
-            checks.append(parse_check(decl).to_json())
-        except ValueError as exc:
-            lineno = next((i for i, t in enumerate(text.splitlines(), 1) if decl in t), None)
-            raise ParseError(f"invalid @check: {exc}", path=path, line=lineno,
-                             snippet=caret_snippet(text, lineno, None) if lineno else None,
-                             hint="e.g. `@check: not_null(customer_id)` in the docstring") from None
-    return "\n".join(keep), checks
-
-
-def _docstring_timeout(doc: str, path: Path, text: str) -> tuple[str, float | None]:
-    """The ``@timeout: 5s`` line of a docstring, in seconds; the rest is the description.
-
-    Not part of the fingerprint: how long a build may take does not change what it makes.
-    """
     from headwater.project.sql import parse_timeout
 
-    keep, timeout = [], None
+    keep: list[str] = []
+    checks: list[dict[str, Any]] = []
+    timeout: float | None = None
     for line in doc.splitlines():
-        stripped = line.strip()
-        if not stripped.startswith("@timeout:"):
+        m = _DOC_ANNOTATION.match(line)
+        if m is None:
             keep.append(line)
             continue
-        value = stripped[len("@timeout:"):].strip()
-        try:
-            timeout = parse_timeout(value)
-        except ValueError as exc:
-            lineno = next((i for i, t in enumerate(text.splitlines(), 1)
-                           if "@timeout:" in t and value in t), None)
-            raise ParseError(f"invalid @timeout: {exc}", path=path, line=lineno,
-                             snippet=caret_snippet(text, lineno, None) if lineno else None,
-                             hint="e.g. `@timeout: 5s` or `@timeout: 30m` in the docstring"
-                             ) from None
-    return "\n".join(keep), timeout
-
-
-PY_ANNOTATIONS = ("check", "timeout")
-
-
-def _no_unknown_annotations(doc: str, path: Path, text: str) -> None:
-    """A docstring line ``@key: value`` must be one Python transforms know (a typo such as
-    ``@materialised`` would be silently kept as description)."""
-    import re
-
-    for line in doc.splitlines():
-        m = re.match(r"\s*@([A-Za-z_]+):", line)
-        if m is None or m.group(1) in PY_ANNOTATIONS:
-            continue
-        key = m.group(1)
+        key, value = m.group(1), m.group(2).strip()
         lineno = next((i for i, t in enumerate(text.splitlines(), 1)
-                       if t.strip().startswith(f"@{key}:")), None)
-        col = text.splitlines()[lineno - 1].find("@") + 1 if lineno else None
-        close = closest(key, PY_ANNOTATIONS, n=1)
-        raise ParseError(
-            f"unknown annotation @{key} in the docstring", path=path, line=lineno, column=col,
-            snippet=caret_snippet(text, lineno, col) if lineno else None,
-            hint=(f"did you mean @{close[0]}? " if close else "")
-            + "a Python transform's docstring takes @check: and @timeout: (other settings,"
-            " like @materialized, are for SQL files)")
+                       if t.strip().startswith(f"@{key}:") and value in t), None)
+        snippet = caret_snippet(text, lineno, None) if lineno else None
+        try:
+            if key == "check":
+                checks.append(parse_check(value).to_json())
+            elif key == "timeout":
+                timeout = parse_timeout(value)
+        except ValueError as exc:
+            example = ("`@check: not_null(customer_id)`" if key == "check"
+                       else "`@timeout: 5s` or `@timeout: 30m`")
+            raise ParseError(f"invalid @{key}: {exc}", path=path, line=lineno,
+                             snippet=snippet, hint=f"e.g. {example} in the docstring") from None
+        if key not in PY_ANNOTATIONS:
+            col = text.splitlines()[lineno - 1].find("@") + 1 if lineno else None
+            close = closest(key, PY_ANNOTATIONS, n=1)
+            raise ParseError(
+                f"unknown annotation @{key} in the docstring", path=path, line=lineno,
+                column=col, snippet=caret_snippet(text, lineno, col) if lineno else None,
+                hint=(f"did you mean @{close[0]}? " if close else "")
+                + "a Python transform's docstring takes @check: and @timeout: (other"
+                " settings, like @materialized, are for SQL files)")
+    return "\n".join(keep), checks, timeout
 
 
 def _strip_docstrings(module: ast.Module) -> ast.Module:
