@@ -10,7 +10,7 @@ DuckDB file; wall time includes interpreter start and imports, and peak memory
 is the subprocess's RSS high-water mark (``getrusage(RUSAGE_CHILDREN)`` of a
 small wrapper process around it):
 
-- headwater: ``python -m headwater.cli run --project DIR --json`` on a project
+- headwater: ``python -m headwater.cli.main run --project DIR --json`` on a project
   that is just ``headwater.toml`` + ``sources/big.toml`` (type = "postgres");
 - floor: ADBC ``fetch_record_batch()`` streamed into DuckDB with
   ``CREATE TABLE t AS SELECT * FROM reader`` in a bare script;

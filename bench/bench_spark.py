@@ -81,8 +81,8 @@ def floor(project: Path, master: str) -> dict[str, Any]:
     """The Spark floor, in this process: the same SQL through spark.sql, nothing else."""
     import sqlglot
 
-    from headwater.engines.spark import make_session
-    from headwater.engines.spark_sql import to_spark
+    from headwater.engines.spark.engine import make_session
+    from headwater.engines.spark.sql import to_spark
 
     spec = load_manifest(project)
     warehouse = project / ".spark-floor" / "warehouse"
@@ -105,7 +105,7 @@ def row_counts_match(project: Path) -> list[str]:
     """Rows of every model: the floor's tables against Headwater's catalog."""
     import pyarrow.dataset as ds
 
-    from headwater.engines.spark_catalog import Catalog
+    from headwater.engines.spark.catalog import Catalog
 
     catalog = Catalog(project / ".headwater/spark-warehouse")
     catalog.load()

@@ -84,12 +84,12 @@ def main(argv: list[str] | None = None) -> int:
 
     t_imp = time.perf_counter()
     import headwater.api as api
-    import headwater.build as build
-    import headwater.connectors.files as files
+    import headwater.connectors.files.source as files
     import headwater.engines.duckdb as hwduck
-    import headwater.project.sql as hwsql
-    import headwater.runner as runner
-    import headwater.state as state
+    import headwater.load.sql as hwsql
+    import headwater.run.build as build
+    import headwater.run.runner as runner
+    import headwater.state.store as state
 
     import_s = time.perf_counter() - t_imp
 
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     wrap(api.Project, "_reconcile", "Project._reconcile")
     wrap(build, "build_node", "build.build_node (worker, total)")
     try:
-        import headwater.ingest as ingest_mod
+        import headwater.run.ingest as ingest_mod
 
         wrap(ingest_mod, "ingest", "ingest.ingest (source load, worker)")
     except ImportError:

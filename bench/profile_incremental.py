@@ -76,7 +76,7 @@ def main() -> None:
     for name in ("execute", "fetch", "stats", "load_arrow", "publish", "exists", "columns"):
         setattr(DuckDBEngine, name, timed(name))
 
-    import headwater.runner as runner_mod
+    import headwater.run.runner as runner_mod
 
     original_build = runner_mod.Runner._build
 

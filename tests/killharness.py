@@ -506,10 +506,10 @@ def check_project(root: Path, inputs: Inputs | None = None) -> list[str]:
     - an `append`/`merge` table holds no key twice;
     - the sink's file, when present, is a whole Parquet file.
     """
+    from headwater.core.incremental import window_label_sql
     from headwater.engines.base import INTERNAL_SCHEMA
-    from headwater.incremental import window_label_sql
-    from headwater.project.loader import load_project
-    from headwater.project.sql import render_for_engine
+    from headwater.load.loader import load_project
+    from headwater.load.sql import render_for_engine
 
     state = read_state(root)
     if state is None:
@@ -682,7 +682,7 @@ def stats_problems(con: Any) -> list[str]:
     A stale sum would make a later run skip a changed window or give a wrong content
     fingerprint: the sums must change in the same transaction as the rows.
     """
-    from headwater import window_stats as ws
+    from headwater.engines import window_stats as ws
 
     problems: list[str] = []
     try:

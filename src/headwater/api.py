@@ -24,22 +24,23 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
 
-    from headwater.lineage import ProjectLineage
+    from headwater.lineage.columns import ProjectLineage
 
-from headwater import environments
 from headwater.engines.base import DEFAULT_ENV, Engine, public_schema
 from headwater.engines.base import quote_ident as _q
-from headwater.environments import NodeDiff
+from headwater.state import environments
+from headwater.state.environments import NodeDiff
 
 if TYPE_CHECKING:
-    from headwater.checks import CheckResult
+    from headwater.run.checks import CheckResult
+from headwater.core.nodes import SqlNode
 from headwater.errors import HeadwaterError, SelectionError, did_you_mean
-from headwater.graph import Graph
-from headwater.lock import ProjectLock
-from headwater.plan import NodePlan, Plan, build_plan, source_data_fps
-from headwater.project.loader import LoadedProject, find_root, load_project
-from headwater.runner import Reporter, Runner, RunResult
-from headwater.state import StateStore
+from headwater.graph.dag import Graph
+from headwater.load.loader import LoadedProject, find_root, load_project
+from headwater.plan.planner import NodePlan, Plan, build_plan, source_data_fps
+from headwater.run.lock import ProjectLock
+from headwater.run.runner import Reporter, Runner, RunResult
+from headwater.state.store import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class Project:
 
     def _spark_engine(self) -> Engine:
         try:
-            from headwater.engines.spark import SparkEngine
+            from headwater.engines.spark.engine import SparkEngine
         except ImportError:  # pragma: no cover - the extra is missing
             raise HeadwaterError(
                 "the Spark engine needs pyspark", hint="pip install 'headwater[spark]'"
@@ -152,7 +153,7 @@ class Project:
         Sources whose availability window is closed at ``now`` are not touched; the
         nodes that need them are deferred (their previous data stays published).
         """
-        from headwater.schedule.deferral import closed_sources, deferral_reason, deferred_nodes
+        from headwater.plan.deferral import closed_sources, deferral_reason, deferred_nodes
 
         env = env or self.env
         if reload:
@@ -192,7 +193,7 @@ class Project:
 
     def _preview_partitions(self, n: NodePlan, engine: Engine) -> str:
         from headwater.engines.base import META_SCHEMA
-        from headwater.ingest import IngestResult
+        from headwater.run.ingest import IngestResult
 
         node = self.loaded.nodes[n.name]
         config = getattr(node, "config", None)
@@ -211,7 +212,7 @@ class Project:
     def _preview_windows(self, plan: Plan, env: str) -> None:
         """Add to each incremental node's reason the windows it would process."""
         from headwater.engines.duckdb import WarehouseBusyError
-        from headwater.incremental_build import build_incremental
+        from headwater.run.incremental import build_incremental
 
         todo = [n for n in plan.nodes if n.incremental and n.action == "run" and not n.rebuild]
         sources = [n for n in plan.nodes if n.kind == "source" and n.action == "run"
@@ -276,8 +277,8 @@ class Project:
             self.reload()
             settings = self.loaded.config.openlineage
             if settings is not None and (settings.url or settings.file):
-                from headwater.openlineage import OpenLineageEmitter
-                from headwater.runner import FanOut
+                from headwater.integrations.openlineage import OpenLineageEmitter
+                from headwater.run.runner import FanOut
 
                 emitter = OpenLineageEmitter.from_settings(settings, self.loaded, self.state,
                                                            env)
@@ -289,7 +290,7 @@ class Project:
             gone = select is None and exclude is None and any(
                 n not in self.loaded.nodes for n in self.state.published(env))
             if plan.to_run or gone or not _warehouse_exists(engine):
-                from headwater.warehouse_users import open_for_writing
+                from headwater.state.warehouse_users import open_for_writing
 
                 open_for_writing(self.state, engine, on_wait=on_wait, timeout=None
                                  if wait_timeout is None else
@@ -300,9 +301,10 @@ class Project:
                         plan = self.plan(select, exclude=exclude, full_refresh=full_refresh,
                                          env=env, now=now, ignore_windows=ignore_windows,
                                          backfill=backfill, reload=False)
-                    preflight = getattr(engine, "preflight", None)
-                    if preflight is not None:  # SQL the engine cannot run fails here, first
-                        preflight(self.loaded, [n.name for n in plan.to_run])
+                    # SQL the engine cannot run fails here, before anything runs
+                    engine.preflight([n for p in plan.to_run
+                                      if isinstance(n := self.loaded.nodes[p.name], SqlNode)],
+                                     self.loaded.config.dialect)
                     runner = Runner(self.loaded, engine, self.state, env=env,
                                     threads=threads or self.threads(), reporter=reporter)
                     return runner.run(plan, selection=_selection_text(select, exclude))
@@ -327,7 +329,7 @@ class Project:
         Only for ``@incremental: by ...`` nodes; downstream nodes follow as usual (an
         incremental one processes the windows whose input changed).
         """
-        from headwater.incremental_build import window_label
+        from headwater.run.incremental import window_label
 
         self.reload()
         target = self.loaded.nodes.get(node)
@@ -372,9 +374,9 @@ class Project:
         """Run the selected nodes' checks against what is published now."""
         import uuid
 
-        from headwater.build import verify_checks
         from headwater.engines.base import INTERNAL_SCHEMA
         from headwater.errors import CheckFailedError
+        from headwater.run.build import verify_checks
 
         env = env or self.env
         self.reload()
@@ -425,7 +427,7 @@ class Project:
         lock.acquire(wait=wait)
         engine = self.make_engine()
         try:
-            from headwater.warehouse_users import open_for_writing
+            from headwater.state.warehouse_users import open_for_writing
 
             open_for_writing(self.state, engine)
             for env in self.state.environments():
@@ -441,7 +443,7 @@ class Project:
     @contextmanager
     def reading(self) -> Iterator[Engine]:
         """A read-only engine; raises WarehouseBusyError while a run writes. A run that
-        waits for it stops its query after a few seconds (``headwater.warehouse_users``)."""
+        waits for it stops its query after a few seconds (``headwater.state.warehouse_users``)."""
         from headwater.engines.duckdb import WarehouseBusyError
 
         engine = self.make_engine()
@@ -462,7 +464,7 @@ class Project:
                     holder_pid=exc.holder_pid) from None
             raise
         try:
-            from headwater.warehouse_users import InterruptedForRun, command_name, reader
+            from headwater.state.warehouse_users import InterruptedForRun, command_name, reader
 
             with reader(self.state, engine, f"headwater {command_name()}") as stopped:
                 try:
@@ -503,8 +505,8 @@ class Project:
         """A read-only query against the published tables (prod views are in ``main``).
 
         Only a query over the environments' published tables is run: no file, extension,
-        setting or other database can be reached (``headwater.query_guard``)."""
-        from headwater.query_guard import check_query
+        setting or other database can be reached (``headwater.engines.query_guard``)."""
+        from headwater.engines.query_guard import check_query
 
         tables: dict[str, set[str]] = {"main": set()}
         for env in self.state.environments():
@@ -526,7 +528,7 @@ class Project:
 
     def lineage(self, *, env: str | None = None) -> ProjectLineage:
         """Column-level lineage of the whole project (schemas of ``env``'s built tables)."""
-        from headwater.lineage import ProjectLineage
+        from headwater.lineage.columns import ProjectLineage
 
         return ProjectLineage.from_state(self.loaded, self.state, env or self.env,
                                          self.state_dir)
@@ -535,7 +537,8 @@ class Project:
         """Write the static documentation site; returns the path of its index.html."""
         from headwater.docs import build_docs
 
-        return build_docs(self, Path(out) if out is not None else None, env=env or self.env)
+        return build_docs(self.loaded, self.state, self.state_dir,
+                          Path(out) if out is not None else None, env=env or self.env)
 
 
 def _warehouse_exists(engine: Engine) -> bool:

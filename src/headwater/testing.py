@@ -34,7 +34,7 @@ def write_project(
 
 def invoke(args: Sequence[str]) -> Result:
     """Run the ``headwater`` CLI in-process and capture its output."""
-    from headwater.cli import main
+    from headwater.cli.main import main
 
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 

@@ -35,7 +35,7 @@ def mysql_dsn() -> str:
         import pymysql
     except ImportError:
         pytest.skip("PyMySQL is not installed: pip install -e '.[dev]'")
-    from headwater.connectors.mysql import parse_dsn
+    from headwater.connectors.sql.mysql import parse_dsn
 
     p = parse_dsn(MYSQL_DSN)
     try:

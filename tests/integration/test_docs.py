@@ -155,7 +155,7 @@ def test_cli_lineage_of_a_whole_node(shop: Project) -> None:
 def test_cli_lineage_errors_suggest_names(shop: Project) -> None:
     from click.testing import CliRunner
 
-    from headwater.cli import main
+    from headwater.cli.main import main
 
     r = CliRunner().invoke(main, ["lineage", "device_health_daily.health_scor",
                                   "--project", str(shop.root)])

@@ -15,8 +15,8 @@ import pytest
 from pydantic import ValidationError
 
 from headwater.connectors.base import SinkInput
-from headwater.connectors.files import FilesSource, FilesSourceConfig
-from headwater.connectors.files_sink import FilesSink, FilesSinkConfig
+from headwater.connectors.files.sink import FilesSink, FilesSinkConfig
+from headwater.connectors.files.source import FilesSource, FilesSourceConfig
 from headwater.errors import ConnectorError
 
 CSV = "id,name,amount\n1,ann,10.5\n2,bob,20\n3,cyd,30.25\n"

@@ -31,7 +31,7 @@ from headwater.connectors.base import SourceConfig
 from headwater.errors import ProjectError
 from headwater.importers import DbtImportError, ImportReport, import_dbt
 from headwater.importers.emit import annotate_columns, header, split_leading_comment
-from headwater.project.loader import LoadedProject
+from headwater.load.loader import LoadedProject
 from headwater.testing import invoke
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "dbt_shop"

@@ -111,7 +111,7 @@ def test_adding_a_day_reads_only_the_new_day(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(DuckDBEngine, "stats",
                         lambda self, physical: scans.append(physical) or original_stats(
                             self, physical))
-    import headwater.connectors.files as files_mod
+    import headwater.connectors.files.source as files_mod
 
     hashed: list[str] = []
     digest = files_mod._file_digest

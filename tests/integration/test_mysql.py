@@ -20,9 +20,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from headwater.build import with_retries
 from headwater.connectors.base import SinkInput
-from headwater.connectors.mysql import (
+from headwater.connectors.sql.mysql import (
     MySQLSink,
     MySQLSinkConfig,
     MySQLSource,
@@ -31,6 +30,7 @@ from headwater.connectors.mysql import (
 )
 from headwater.engines.duckdb import DuckDBEngine
 from headwater.errors import ConnectorError, HeadwaterError, ProjectError
+from headwater.run.build import with_retries
 
 pymysql = pytest.importorskip("pymysql", reason="PyMySQL is missing: pip install -e '.[dev]'")
 

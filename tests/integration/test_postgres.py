@@ -24,9 +24,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from headwater.build import with_retries
 from headwater.connectors.base import SinkInput
-from headwater.connectors.postgres import (
+from headwater.connectors.sql.postgres import (
     PostgresSink,
     PostgresSinkConfig,
     PostgresSource,
@@ -35,6 +34,7 @@ from headwater.connectors.postgres import (
 )
 from headwater.engines.duckdb import DuckDBEngine
 from headwater.errors import ConnectorError, HeadwaterError, ProjectError
+from headwater.run.build import with_retries
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is missing: pip install -e '.[dev]'")
 
@@ -203,7 +203,7 @@ def test_config_needs_exactly_one_of_table_or_query() -> None:
 
 
 def test_loader_reports_config_errors_with_the_file(tmp_path: Path) -> None:
-    from headwater.project.loader import load_project
+    from headwater.load.loader import load_project
     from headwater.testing import write_project
 
     root = write_project(tmp_path / "p", {

@@ -10,7 +10,7 @@ import pytest
 
 from headwater import Project
 from headwater.errors import LockedError, SelectionError
-from headwater.lock import ProjectLock
+from headwater.run.lock import ProjectLock
 from headwater.testing import write_project
 
 BASE = {

@@ -17,8 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from headwater.connectors.base import SinkInput
-from headwater.connectors.files import FilesSource, FilesSourceConfig
-from headwater.connectors.files_sink import FilesSink, FilesSinkConfig
+from headwater.connectors.files.sink import FilesSink, FilesSinkConfig
+from headwater.connectors.files.source import FilesSource, FilesSourceConfig
 from headwater.connectors.s3 import glob_regex
 from headwater.errors import ConnectorError
 

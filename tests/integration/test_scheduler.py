@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from headwater import Project
-from headwater.clock import FakeClock
+from headwater.core.clock import FakeClock
 from headwater.errors import ProjectError
-from headwater.lock import ProjectLock
-from headwater.runner import RunResult
-from headwater.scheduler import Scheduler, SchedulerError
+from headwater.run.lock import ProjectLock
+from headwater.run.runner import RunResult
+from headwater.schedule.scheduler import Scheduler, SchedulerError
 from headwater.testing import invoke, write_project
 
 LA = "America/Los_Angeles"

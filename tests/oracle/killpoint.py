@@ -20,7 +20,7 @@ from typing import Any
 def main() -> None:
     point, rest = sys.argv[1], sys.argv[sys.argv.index("--") + 1:]
     method, _, node = point.partition(":")
-    from headwater import state
+    from headwater.state import store as state
 
     original = getattr(state.StateStore, method)
 
@@ -30,7 +30,7 @@ def main() -> None:
         return original(self, *args, **kwargs)
 
     setattr(state.StateStore, method, hooked)
-    from headwater.cli import main as cli
+    from headwater.cli.main import main as cli
 
     sys.argv = ["headwater", *rest]
     cli()

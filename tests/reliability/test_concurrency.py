@@ -1,6 +1,6 @@
 """Concurrency: several Headwater processes on one project at once.
 
-Real processes (``python -m headwater.cli``), a real lock, a real warehouse:
+Real processes (``python -m headwater.cli.main``), a real lock, a real warehouse:
 two runs at once, a run while the scheduler runs (both ways round), ``docs``,
 ``plan``, ``lineage``, ``show``/``query``/``test`` and ``serve`` during a run.
 Nothing may corrupt the project, deadlock (every command has a deadline), or fail
@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from headwater import Project
-from headwater.clock import FakeClock
-from headwater.scheduler import Scheduler
+from headwater.core.clock import FakeClock
+from headwater.schedule.scheduler import Scheduler
 
 from .helpers import (
     cli,
@@ -140,7 +140,7 @@ def test_a_long_query_makes_a_run_wait_briefly_never_fail(tmp_path: Path) -> Non
     """A reader holds the warehouse (DuckDB: readers or one writer): the run waits, says
     for whom, and the reader stops its query after a few seconds saying why; the run then
     succeeds (it used to exit 3, "another process is writing")."""
-    from headwater.warehouse_users import READER_GRACE
+    from headwater.state.warehouse_users import READER_GRACE
 
     root = slow_project(tmp_path / "p", seconds=0)
     assert cli("run", "--project", str(root)).returncode == 0

@@ -373,7 +373,7 @@ def add_device(project: Project, n: int) -> None:
 
 def test_disk_full_mid_file_keeps_the_previous_output_and_retries_next_run(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from headwater.connectors import files_sink as files
+    from headwater.connectors.files import sink as files
 
     project = sink_project(tmp_path, "out/regions.parquet")
     assert project.run().ok

@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from headwater.errors import HeadwaterError
-from headwater.project.loader import load_project
+from headwater.load.loader import load_project
 
 EXAMPLES = int(os.environ.get("HW_FUZZ_EXAMPLES", "120"))
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from headwater import Project
-from headwater.query_guard import QueryRefused, check_query
+from headwater.engines.query_guard import QueryRefused, check_query
 from headwater.testing import write_project
 
 from .helpers import cli

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from headwater import secrets
+from headwater.core import secrets
 from headwater.testing import write_project
 
 from .helpers import cli

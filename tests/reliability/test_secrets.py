@@ -33,8 +33,8 @@ import httpx
 import pytest
 
 from headwater import Project
-from headwater.clock import FakeClock
-from headwater.scheduler import Scheduler
+from headwater.core.clock import FakeClock
+from headwater.schedule.scheduler import Scheduler
 from headwater.testing import write_project
 
 from .helpers import PG_DSN, cli, finish, free_port, pg_reachable, start

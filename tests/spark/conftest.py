@@ -23,7 +23,7 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[Any]:
-    from headwater.engines.spark import make_session
+    from headwater.engines.spark.engine import make_session
 
     session = make_session(master="local[2]", conf={
         "spark.sql.shuffle.partitions": "2",

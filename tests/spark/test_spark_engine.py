@@ -8,8 +8,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from headwater.engines.spark import SparkEngine
-from headwater.engines.spark_catalog import Catalog
+from headwater.engines.spark.catalog import Catalog
+from headwater.engines.spark.engine import SparkEngine
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlglot
 
-from headwater.engines.spark_sql import spark_datetime_format, to_spark, untranslatable
+from headwater.engines.spark.sql import spark_datetime_format, to_spark, untranslatable
 
 
 def spark_sql(sql: str) -> str:

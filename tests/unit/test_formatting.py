@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 from rich.console import Console
 
-from headwater import formatting
+from headwater.cli import formatting
 
 EVERY_TYPE = r"""
 SELECT [1, 2, 3] AS l, {'a': 1, 'b': [1.5, NULL]} AS s, MAP {'k': 1, 'z': 2} AS m,

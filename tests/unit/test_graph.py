@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from headwater.errors import CycleError, SelectionError
-from headwater.graph import Graph
+from headwater.graph.dag import Graph
 
 #   orders ──> stg_orders ──> order_totals ──> export
 #   customers ─────────────┘        └────────> report

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from headwater.errors import ProjectError, SelectionError
-from headwater.lineage import (
+from headwater.lineage.columns import (
     LineageCache,
     ProjectLineage,
     changed_columns,
     parse_target,
     unchanged_consumption,
 )
-from headwater.project.loader import load_project
+from headwater.load.loader import load_project
 from headwater.testing import write_project
 
 FILES = {
@@ -228,7 +228,7 @@ def test_cache_spares_the_analysis(root: Path, monkeypatch: pytest.MonkeyPatch) 
     def boom(*args: object) -> None:
         raise AssertionError("analysed although cached")
 
-    monkeypatch.setattr("headwater.lineage._analyse", boom)
+    monkeypatch.setattr("headwater.lineage.columns._analyse", boom)
     second = ProjectLineage(load_project(root), BUILT, cache=LineageCache(cache_dir / "c.json"))
     assert second.all()["revenue_by_region"].to_json() == want
 
@@ -251,7 +251,7 @@ def test_a_broken_cache_is_ignored(root: Path) -> None:
 
 
 def test_sql_that_cannot_be_analysed_falls_back_to_coarse_lineage() -> None:
-    from headwater.lineage_sql import sql_lineage
+    from headwater.lineage.sql import sql_lineage
 
     lin = sql_lineage("SELECT a FROM (", "duckdb", {"t": ["a", "b"]}, ["x"])
     assert lin.problems and lin.problems[0].startswith("cannot parse")
@@ -262,14 +262,14 @@ def test_sql_that_cannot_be_analysed_falls_back_to_coarse_lineage() -> None:
 def test_analysis_in_worker_processes_matches_serial(
         root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     serial = ProjectLineage(load_project(root), BUILT, workers=1).all()
-    monkeypatch.setattr("headwater.lineage.PARALLEL_MIN", 1)
+    monkeypatch.setattr("headwater.lineage.columns.PARALLEL_MIN", 1)
     parallel = ProjectLineage(load_project(root), BUILT, workers=2).all()
     assert {n: x.to_json() for n, x in parallel.items()} == {
         n: x.to_json() for n, x in serial.items()}
 
 
 def test_consumed_columns(lineage: ProjectLineage) -> None:
-    from headwater.lineage import consumed_columns
+    from headwater.lineage.columns import consumed_columns
 
     assert consumed_columns(lineage, "revenue_by_region", "orders_enriched") == [
         "amount", "region"]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from headwater.lineage_sql import sql_lineage
+from headwater.lineage.sql import sql_lineage
 
 CORPUS = Path(__file__).parent.parent / "fixtures" / "lineage"
 _DIRECTIVE = re.compile(r"^--\s*(schema|output|expect|reads|reads_all):\s*(.*)$")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from headwater import Project
-from headwater.openlineage import (
+from headwater.integrations.openlineage import (
     FileTransport,
     HttpTransport,
     OpenLineageEmitter,

@@ -8,7 +8,7 @@ import pytest
 import sqlglot
 
 from headwater.errors import HeadwaterError
-from headwater.project.sql import (
+from headwater.load.sql import (
     SLOT,
     RenderTemplate,
     analyse_sql,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from headwater.errors import ProjectError
-from headwater.project.loader import load_project
+from headwater.load.loader import load_project
 from headwater.testing import write_project
 
 SOURCE = 'type = "files"\npath = "data/*.csv"\n'

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from headwater.clock import Clock, FakeClock, SystemClock
-from headwater.schedule.cron import Cron, normalise
+from headwater.core.clock import Clock, FakeClock, SystemClock
+from headwater.core.cron import Cron, normalise
+from headwater.core.timeutil import format_duration, parse_seconds
 from headwater.schedule.redact import Redactor, redact_url
-from headwater.schedule.timeutil import format_duration, parse_seconds
 
 LA = "America/Los_Angeles"
 

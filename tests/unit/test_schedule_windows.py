@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from headwater.schedule.windows import parse_window, window_status
+from headwater.core.windows import parse_window, window_status
 
 LA = "America/Los_Angeles"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from headwater.errors import ParseError, ProjectError
-from headwater.project.python import analyse_python
-from headwater.project.sql import analyse_sql, locate_name, parse_header
+from headwater.load.python import analyse_python
+from headwater.load.sql import analyse_sql, locate_name, parse_header
 
 SQL_PATH = Path("transforms/model.sql")
 PY_PATH = Path("transforms/model.py")

@@ -1,4 +1,4 @@
-"""The additive bookkeeping behind incremental runs (headwater.window_stats)."""
+"""The additive bookkeeping behind incremental runs (headwater.engines.window_stats)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from headwater import window_stats as ws
+from headwater.engines import window_stats as ws
 from headwater.engines.duckdb import DuckDBEngine
 
 
@@ -152,7 +152,7 @@ def test_cursor_ranges_count_each_load_once(engine: DuckDBEngine) -> None:
     """A cursor source's loads are ranges of the cursor; their sums add up to a scan."""
     import pyarrow as pa
 
-    from headwater.ingest import _cursor_bookkeeping
+    from headwater.run.ingest import _cursor_bookkeeping
 
     def load(rows: list[tuple[int | None, str]], append: bool) -> None:
         t = pa.table({"id": [r[0] for r in rows], "ts": [r[1] for r in rows]})

@@ -191,7 +191,7 @@ def test_second_run_and_previews_while_a_run_goes_on(
 
 
 def test_another_process_holding_the_project_gives_409(client: TestClient, demo: Path) -> None:
-    from headwater.lock import ProjectLock
+    from headwater.run.lock import ProjectLock
 
     lock = ProjectLock(demo / ".headwater" / "run.lock")
     lock.acquire()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from headwater.config import NodeConfig, PositiveSeconds, Seconds, TimeZoneName, WindowText
+from headwater.core.config import NodeConfig, PositiveSeconds, Seconds, TimeZoneName, WindowText
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -48,8 +48,8 @@ from urllib.parse import urljoin, urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from headwater.config import StrictModel, resolve_env
 from headwater.connectors.base import SourceConfig, SourceConnector
+from headwater.core.config import StrictModel, resolve_env
 from headwater.errors import ConnectorError
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ class HttpSourceConfig(SourceConfig):
     @field_validator("url", "change_marker_url")
     @classmethod
     def _http_url(cls, v: str | None) -> str | None:
-        from headwater.urls import check_http_url
+        from headwater.core.urls import check_http_url
 
         return check_http_url(v)
 
@@ -164,7 +164,7 @@ class HttpSource(SourceConnector):
 
     def _resolve(self, value: str, key: str) -> str:
         """``value`` with ``${VAR}`` replaced; the variables' values are remembered as secrets."""
-        from headwater import secrets
+        from headwater.core import secrets
 
         for var in _ENV_VAR.findall(value):
             secret = os.environ.get(var)
@@ -173,7 +173,7 @@ class HttpSource(SourceConnector):
         return resolve_env(value, path=self.config_path, key=key)
 
     def redact(self, text: str) -> str:
-        from headwater import secrets
+        from headwater.core import secrets
 
         for s in sorted(set(self._secrets), key=len, reverse=True):
             text = text.replace(s, "***")

@@ -35,15 +35,15 @@ def register(cls: type[SourceConnector] | type[SinkConnector]) -> None:
 # built-ins are imported when a project uses them (a project of files never loads the
 # database connectors); a plugin cannot take a built-in's type name
 _BUILTIN_SOURCES = {
-    "files": ("headwater.connectors.files", "FilesSource"),
+    "files": ("headwater.connectors.files.source", "FilesSource"),
     "http": ("headwater.connectors.http", "HttpSource"),
-    "postgres": ("headwater.connectors.postgres", "PostgresSource"),
-    "mysql": ("headwater.connectors.mysql", "MySQLSource"),
+    "postgres": ("headwater.connectors.sql.postgres", "PostgresSource"),
+    "mysql": ("headwater.connectors.sql.mysql", "MySQLSource"),
 }
 _BUILTIN_SINKS = {
-    "files": ("headwater.connectors.files_sink", "FilesSink"),
-    "postgres": ("headwater.connectors.postgres", "PostgresSink"),
-    "mysql": ("headwater.connectors.mysql", "MySQLSink"),
+    "files": ("headwater.connectors.files.sink", "FilesSink"),
+    "postgres": ("headwater.connectors.sql.postgres", "PostgresSink"),
+    "mysql": ("headwater.connectors.sql.mysql", "MySQLSink"),
 }
 
 

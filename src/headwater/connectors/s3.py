@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from headwater.config import StrictModel, resolve_env
+from headwater.core.config import StrictModel, resolve_env
 from headwater.errors import ConnectorError
 
 _ENV_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
@@ -164,7 +164,7 @@ class S3:
             value = os.environ.get(env_var)
         else:
             if not _ENV_REF.search(raw):
-                from headwater.config import key_position
+                from headwater.core.config import key_position
                 from headwater.errors import caret_snippet
 
                 text = _read(self.config_path)
@@ -237,7 +237,7 @@ class S3:
     # -- errors ---------------------------------------------------------------------------
 
     def redact(self, text: str) -> str:
-        from headwater import secrets
+        from headwater.core import secrets
 
         for s in sorted(self._secrets, key=len, reverse=True):
             if len(s) >= secrets.MIN_LENGTH:

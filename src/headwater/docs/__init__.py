@@ -1,6 +1,6 @@
 """``headwater docs``: a static, self-contained documentation site.
 
-``build_docs(project)`` writes ``target/docs/``::
+``build_docs(loaded, state, state_dir)`` writes ``target/docs/``::
 
     index.html          search, the DAG (pan, zoom, colour by kind or status), every node
     nodes/NAME.html     description, columns with lineage, checks, last run, code
@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING
 
 from headwater.docs.model import gather
 from headwater.docs.render import data_js, index_page, node_page, page_file
-from headwater.lineage import LineageCache, ProjectLineage
+from headwater.lineage.columns import LineageCache, ProjectLineage
 
 if TYPE_CHECKING:
-    from headwater.api import Project
+    from headwater.load.loader import LoadedProject
+    from headwater.state.store import StateStore
 
 __all__ = ["build_docs", "DOCS_DIR"]
 
@@ -37,16 +38,16 @@ HIGHLIGHT_CACHE = "docs-cache.json"
 ASSETS = Path(__file__).parent / "assets"
 
 
-def build_docs(project: Project, out: Path | None = None, *, env: str = "prod") -> Path:
-    """Write the site for ``project`` into ``out`` (default target/docs); return index.html."""
-    out = (out if out is not None else project.root / DOCS_DIR).resolve()
-    loaded = project.loaded
-    state = project.state
-    lineage = ProjectLineage.from_state(loaded, state, env, project.state_dir)
+def build_docs(loaded: LoadedProject, state: StateStore, state_dir: Path,
+               out: Path | None = None, *, env: str = "prod") -> Path:
+    """Write the site of a loaded project into ``out`` (default target/docs); return
+    index.html. ``Project.docs()`` is the usual way in."""
+    out = (out if out is not None else loaded.root / DOCS_DIR).resolve()
+    lineage = ProjectLineage.from_state(loaded, state, env, state_dir)
     generated = datetime.now(UTC).isoformat(timespec="seconds")
     site = gather(loaded, lineage, state, env, generated)
     sources_of = lineage.source_index()
-    highlighter = Highlighter(LineageCache(project.state_dir / HIGHLIGHT_CACHE))
+    highlighter = Highlighter(LineageCache(state_dir / HIGHLIGHT_CACHE))
 
     pages = out / "nodes"
     pages.mkdir(parents=True, exist_ok=True)
@@ -86,7 +87,7 @@ class _Writer:
         self.now: dict[str, str] = {}
 
     def write(self, rel: str, text: str) -> None:
-        from headwater.secrets import redact
+        from headwater.core.secrets import redact
 
         data = redact(text).encode("utf-8")  # a page never shows a secret
         digest = hashlib.sha1(data).hexdigest()

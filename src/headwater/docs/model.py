@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from headwater.lineage import NodeLineage, ProjectLineage
-    from headwater.project.loader import LoadedProject
-    from headwater.state import StateStore
+    from headwater.lineage.columns import NodeLineage, ProjectLineage
+    from headwater.load.loader import LoadedProject
+    from headwater.state.store import StateStore
 
 RUN_HISTORY = 50  # runs read to find each node's last status and last build
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from headwater.docs.layout import curve, dag_svg
 from headwater.docs.model import NodeDoc, SiteDoc
-from headwater.lineage import ProjectLineage
+from headwater.lineage.columns import ProjectLineage
 
 KIND_LABEL = {"source": "source", "sql": "SQL", "python": "Python", "sink": "sink"}
 STATUS_LABEL = {"ok": "ok", "failed": "failed", "blocked": "skipped (upstream failed)",

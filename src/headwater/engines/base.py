@@ -10,13 +10,15 @@ Python transforms.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from headwater.core.nodes import SqlNode
 
 INTERNAL_SCHEMA = "_hw"
 NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"  # partition key of rows whose value is NULL
@@ -53,7 +55,7 @@ class Engine(ABC):
 
     name: ClassVar[str]
     dialect: ClassVar[str]  # sqlglot dialect the engine executes
-    # whether it keeps additive per-window/per-file sums (headwater.window_stats)
+    # whether it keeps additive per-window/per-file sums (headwater.engines.window_stats)
     window_stats: bool = False
 
     @abstractmethod
@@ -65,6 +67,10 @@ class Engine(ABC):
     def interrupt_thread(self, ident: int) -> None:  # noqa: B027 - optional, no-op default
         """Stop the queries thread ``ident`` is running (its node ran past its timeout)."""
 
+    def preflight(self, nodes: Sequence[SqlNode], dialect: str) -> None:  # noqa: B027
+        """Before a run: raise a ProjectError (file, line, construct) for SQL this engine
+        cannot run, so nothing runs. Default: every engine runs what DuckDB runs."""
+
     def release_thread(self) -> None:  # noqa: B027 - optional, no-op default
         """Close the calling thread's connections: the thread will not be used again."""
 
@@ -74,7 +80,7 @@ class Engine(ABC):
 
     def physical_ref_sql(self, physical: str) -> str | None:
         """:meth:`physical_ref` as SQL text in the engine's dialect, for filling a
-        :class:`~headwater.project.sql.RenderTemplate`; None: render with sqlglot."""
+        :class:`~headwater.load.sql.RenderTemplate`; None: render with sqlglot."""
         return None
 
     @abstractmethod

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from headwater import window_stats as wstats
 from headwater.engines import versioning
+from headwater.engines import window_stats as wstats
 from headwater.engines.base import (
     HIDDEN_PREFIX,
     INTERNAL_SCHEMA,
@@ -58,7 +58,7 @@ def duckdb_column_equals(column: str, value: str) -> Any:
 
 
 class DuckDBEngine(Engine):
-    window_stats = True  # keeps _hw_meta.window_stats (see headwater.window_stats)
+    window_stats = True  # keeps _hw_meta.window_stats (see headwater.engines.window_stats)
     versioned_rows = True  # in-place tables keep versions (see engines.versioning)
     name = "duckdb"
     dialect = "duckdb"
@@ -91,7 +91,7 @@ class DuckDBEngine(Engine):
             config["threads"] = self.threads
         if read_only:
             # whatever SQL a reader runs reaches this file's tables and nothing else: no
-            # file system, no extensions, no settings (see headwater.query_guard)
+            # file system, no extensions, no settings (see headwater.engines.query_guard)
             config.update(enable_external_access=False, autoload_known_extensions=False,
                           autoinstall_known_extensions=False,
                           allow_community_extensions=False, lock_configuration=True)

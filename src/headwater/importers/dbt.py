@@ -667,7 +667,7 @@ def _specs(props: dict[str, Any]) -> list[TestSpec]:
 
 def _custom_checks_supported() -> bool:
     """Whether this Headwater reads custom checks from ``checks/*.sql``."""
-    from headwater.project.loader import LoadedProject
+    from headwater.load.loader import LoadedProject
 
     return "custom_checks" in getattr(LoadedProject, "__dataclass_fields__", {})
 

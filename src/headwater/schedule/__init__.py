@@ -1,6 +1,6 @@
 """Scheduling: cron schedules, source availability windows, new-data sensors, retries, webhooks.
 
-The pieces are pure and small; :mod:`headwater.scheduler` puts them together
+The pieces are pure and small; :mod:`headwater.schedule.scheduler` puts them together
 into ``headwater schedule``.
 
 =============  ==============================================================
@@ -60,11 +60,7 @@ A source, ``sources/vendor_feed.toml``::
 Outside its window a source is not touched (not even listed) and the nodes that
 need it are deferred, with their previous data staying live; the scheduler runs
 them as soon as the window opens. Windows across midnight (``"22:00-02:00"``)
-work, and DST changes are handled (see :mod:`headwater.schedule.windows`).
+work, and DST changes are handled (see :mod:`headwater.core.windows`).
 None of the scheduling keys count in a source's fingerprint: changing a window
 rebuilds nothing.
 """
-
-from headwater.schedule.windows import WindowStatus, parse_window, window_status
-
-__all__ = ["WindowStatus", "parse_window", "window_status"]

@@ -25,12 +25,12 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from headwater.clock import Clock
+from headwater.core.clock import Clock
 from headwater.schedule.redact import Redactor
 
 if TYPE_CHECKING:
-    from headwater.plan import Plan
-    from headwater.runner import NodeResult
+    from headwater.plan.planner import Plan
+    from headwater.run.runner import NodeResult
 
 LogFormat = Literal["text", "json"]
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from headwater.clock import Clock
+from headwater.core.clock import Clock
 from headwater.schedule.events import EventLog
 from headwater.schedule.redact import Redactor, redact_url
 
@@ -75,7 +75,7 @@ class Notifier:
         """Deliver ``note``; True once the webhook answered 2xx. Never raises."""
         import httpx
 
-        from headwater.config import resolve_env
+        from headwater.core.config import resolve_env
         from headwater.errors import HeadwaterError
 
         try:

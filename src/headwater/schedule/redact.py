@@ -1,7 +1,7 @@
 """Keeping secrets out of scheduler logs and notifications.
 
 Secrets only come from the environment (``${VAR}`` in a TOML file); which are
-secrets, and their masking in every form, is ``headwater.secrets``. The redactor
+secrets, and their masking in every form, is ``headwater.core.secrets``. The redactor
 adds values it is given (a webhook URL) and masks both wherever the scheduler would
 print; URLs additionally lose their user-info and query string.
 """
@@ -32,10 +32,10 @@ class Redactor:
     @classmethod
     def for_project(cls, root: Path) -> Redactor:
         """Learn the secrets of headwater.toml, sources/*.toml and sinks/*.toml (the values
-        of the ``${VAR}``s ``headwater.secrets`` calls secret)."""
+        of the ``${VAR}``s ``headwater.core.secrets`` calls secret)."""
         import tomllib
 
-        from headwater import secrets
+        from headwater.core import secrets
 
         files = [root / "headwater.toml", *sorted(root.glob("sources/*.toml")),
                  *sorted(root.glob("sinks/*.toml"))]
@@ -47,7 +47,7 @@ class Redactor:
         return cls()
 
     def __call__(self, text: str) -> str:
-        from headwater.secrets import redact
+        from headwater.core.secrets import redact
 
         # longest first, so a secret containing another is masked whole
         for s in sorted(self._secrets, key=len, reverse=True):

@@ -165,7 +165,7 @@ def _error_handlers(app: FastAPI) -> None:
 
 
 class SecretScanner:
-    """The secrets of the project (``headwater.secrets``: the values of its secret
+    """The secrets of the project (``headwater.core.secrets``: the values of its secret
     ``${VAR}``s, re-read every few seconds as its TOML files change) and ``extra`` ones
     (the UI's token), to blank out of every response."""
 
@@ -176,7 +176,7 @@ class SecretScanner:
         self._needles: list[tuple[bytes, bytes]] = []
 
     def needles(self) -> list[tuple[bytes, bytes]]:
-        from headwater import secrets
+        from headwater.core import secrets
 
         if time.monotonic() - self._at > SECRETS_TTL:
             for f in [self.root / "headwater.toml", *self.root.glob("sources/*.toml"),
@@ -194,7 +194,7 @@ class SecretScanner:
         return self._needles
 
     def redact(self, body: bytes) -> bytes:
-        from headwater.secrets import redact_bytes
+        from headwater.core.secrets import redact_bytes
 
         for needle, mask in self.needles():
             if needle in body:

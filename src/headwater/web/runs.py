@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headwater.errors import HeadwaterError, LockedError
-from headwater.lock import ProjectLock
-from headwater.state import now
+from headwater.run.lock import ProjectLock
+from headwater.state.store import now
 
 if TYPE_CHECKING:
-    from headwater.plan import Plan
-    from headwater.runner import NodeResult, RunResult
+    from headwater.plan.planner import Plan
+    from headwater.run.runner import NodeResult, RunResult
     from headwater.web.events import Broadcaster
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class Job:
 
 
 class JobReporter:
-    """The runner's :class:`~headwater.runner.Reporter`: updates the job, publishes events."""
+    """The runner's :class:`~headwater.run.runner.Reporter`: updates the job, publishes events."""
 
     def __init__(self, job: Job, manager: RunManager) -> None:
         self.job = job
@@ -242,7 +242,7 @@ class RunManager:
 
     def _state_store(self) -> Any:
         if self._state is None:
-            from headwater.state import StateStore
+            from headwater.state.store import StateStore
 
             self._state = StateStore(self.root / ".headwater" / "state.db")
         return self._state

@@ -27,7 +27,7 @@ from headwater.web.runs import Job, WarehouseGate
 
 if TYPE_CHECKING:
     from headwater.api import Project
-    from headwater.plan import Plan
+    from headwater.plan.planner import Plan
 
 STATUSES = ("fresh", "stale", "running", "failed", "deferred")
 PLAN_TTL = 2.0  # seconds a computed plan is reused by the graph and node pages

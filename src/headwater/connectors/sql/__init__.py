@@ -1,0 +1,1 @@
+"""SQL database connectors (Postgres, MySQL/MariaDB) on one shared template."""

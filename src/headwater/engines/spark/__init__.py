@@ -1,0 +1,1 @@
+"""The Apache Spark engine: same project, same results as DuckDB."""

@@ -1,0 +1,1 @@
+"""Graph: the DAG of nodes, cycle detection, topological order and selection syntax."""

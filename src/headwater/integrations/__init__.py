@@ -1,0 +1,1 @@
+"""Integrations: observers of runs (OpenLineage). Nothing below imports them."""

@@ -1,0 +1,2 @@
+"""State: the SQLite state store (.headwater/state.db) and environment operations
+(promote, gc)."""
