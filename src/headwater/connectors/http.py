@@ -50,6 +50,7 @@ from pydantic import Field, field_validator, model_validator
 
 from headwater.connectors.base import SourceConfig, SourceConnector
 from headwater.core.config import StrictModel, resolve_env
+from headwater.core.quoting import quote_ident
 from headwater.errors import ConnectorError
 
 if TYPE_CHECKING:
@@ -254,7 +255,7 @@ class HttpSource(SourceConnector):
                         path=self.config_path,
                         hint=f"the records have: {', '.join(columns)}; fix cursor",
                     )
-                sql += f' WHERE "{cursor.replace(chr(34), chr(34) * 2)}" > $since'
+                sql += f" WHERE {quote_ident(cursor)} > $since"
                 params["since"] = since
             try:
                 reader = con.sql(sql, params=params).to_arrow_reader(_BATCH_ROWS)

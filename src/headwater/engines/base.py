@@ -15,6 +15,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+# re-exported: connectors and third-party engines import quoting from here
+from headwater.core.quoting import quote_ident as quote_ident
+from headwater.core.quoting import quote_literal as quote_literal
+
 if TYPE_CHECKING:
     import pyarrow as pa
 
@@ -26,16 +30,6 @@ HIDDEN_PREFIX = "_hw_"  # bookkeeping columns transforms and views do not see
 PARTITION_COLUMN = "_hw_file"  # hidden: the file (partition) a source row came from
 META_SCHEMA = "_hw_meta"  # bookkeeping that must commit with the data (windows, partitions)
 DEFAULT_ENV = "prod"
-
-
-def quote_ident(name: str) -> str:
-    """``name`` as one SQL identifier (double quotes, embedded quotes doubled)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(text: str) -> str:
-    """``text`` as one SQL string literal (single quotes, embedded quotes doubled)."""
-    return "'" + text.replace("'", "''") + "'"
 
 
 def public_schema(env: str) -> str:

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from headwater.core.quoting import quote_ident as _q
 from headwater.engines import versioning
 from headwater.engines import window_stats as wstats
 from headwater.engines.base import (
@@ -35,11 +36,6 @@ class WarehouseBusyError(HeadwaterError):
         self.holder_pid = holder_pid
 
 
-
-
-def _q(name: str) -> str:
-    """Quote an identifier for DuckDB: double quotes, embedded quotes doubled."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+from headwater.core.quoting import quote_if_needed, quote_literal
 
 
 def tidy_sql(sql: str) -> str:
@@ -118,7 +118,7 @@ def annotate_columns(
 
 
 def sql_identifier(name: str) -> str:
-    return name if _IDENT.match(name) else '"' + name.replace('"', '""') + '"'
+    return quote_if_needed(name)
 
 
 def sql_literal(value: Any, quote: bool = True) -> str:
@@ -131,7 +131,7 @@ def sql_literal(value: Any, quote: bool = True) -> str:
         return repr(value)
     if not quote:
         return str(value)
-    return "'" + str(value).replace("'", "''") + "'"
+    return quote_literal(str(value))
 
 
 def sql_list(values: Iterable[Any], quote: bool = True) -> str:

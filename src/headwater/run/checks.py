@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from headwater.core.checks import DURATION, ROW_LEVEL, CheckSpec, split_args
+from headwater.core.quoting import quote_ident
 
 
 def _ident(name: str) -> str:
-    return '"' + name.strip().strip('"').replace('"', '""') + '"'
+    return quote_ident(name.strip().strip('"'))
 
 
 def _literal(text: str, dialect: str) -> str:

@@ -131,7 +131,7 @@ def _check_incoming(
                 hint="on_fail=quarantine works with not_null, accepted_values, range, "
                 "expression and relationships",
             )
-        label = "'" + spec.name.replace("'", "''") + "'"
+        label = _lit(spec.name)
         n = engine.fetch(f"SELECT count(*) FROM {stage} WHERE {cond}")[0][0]
         if engine.exists(quarantine_table(physical)):
             engine.execute(f"INSERT INTO {target} BY NAME SELECT *, {label} AS _check"

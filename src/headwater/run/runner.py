@@ -481,7 +481,7 @@ class Runner:
         have = {c for c, _ in info.columns} if info else set()
         if not set(columns) <= have:
             return None
-        cols = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
+        cols = ", ".join(_q(c) for c in columns)
         rows = self.engine.fetch(
             f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM"
             f' (SELECT {cols} FROM "{INTERNAL_SCHEMA}".{_q(physical)}) AS t')

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import duckdb
 
+from headwater.core.quoting import quote_literal
+
 TELEMETRY_DAYS = 7
 LAST_DAY = dt.date(2026, 11, 7)  # fixed so example results never depend on the clock
 TRANSACTION_DAYS = 91  # a quarter of loyalty history, enough for "at risk" customers
@@ -100,7 +102,7 @@ def _sql_list(values: list[str]) -> str:
 
 
 def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+    return quote_literal(value)
 
 
 def _create_merchants(con: duckdb.DuckDBPyConnection, plan: DataPlan) -> None:

@@ -38,6 +38,7 @@ from headwater.connectors.base import (
     SourceConnector,
 )
 from headwater.connectors.s3 import S3Settings, is_s3, mask_credentials, split_url
+from headwater.core.quoting import quote_ident as _q
 from headwater.engines.base import PARTITION_COLUMN
 from headwater.errors import ConnectorError
 
@@ -614,10 +615,6 @@ class FilesSource(SourceConnector):
                     if problem:
                         return f"{shown}:{n}", problem, line.rstrip("\r\n")
         return None
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _json_line_problem(line: str) -> str | None:

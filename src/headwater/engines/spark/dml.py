@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from headwater.core.quoting import quote_ident
+from headwater.core.quoting import quote_ident as _dq  # the in-memory DuckDB
 from headwater.engines.base import INTERNAL_SCHEMA, META_SCHEMA
 from headwater.engines.spark.catalog import META_TABLES, Entry
 from headwater.engines.spark.session import SparkEngineError
@@ -28,11 +30,7 @@ if TYPE_CHECKING:
 
 
 def _bq(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def _dq(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    return quote_ident(name, "spark")
 
 
 def _error(message: str) -> Exception:

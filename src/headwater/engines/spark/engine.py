@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from headwater.core.quoting import quote_ident
+from headwater.core.quoting import quote_ident as _dq  # DuckDB, which runs the bookkeeping
 from headwater.engines.base import (
     DEFAULT_ENV,
     HIDDEN_PREFIX,
@@ -67,12 +69,7 @@ log = logging.getLogger(__name__)
 
 def _bq(name: str) -> str:
     """Quote an identifier for Spark SQL."""
-    return "`" + name.replace("`", "``") + "`"
-
-
-def _dq(name: str) -> str:
-    """Quote an identifier for DuckDB."""
-    return '"' + name.replace('"', '""') + '"'
+    return quote_ident(name, "spark")
 
 
 def env_of_schema(schema: str) -> str:
