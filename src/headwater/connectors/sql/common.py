@@ -1,13 +1,15 @@
-"""What the database connectors (``postgres``, ``mysql``) share.
+"""Helpers the database connectors (``postgres``, ``mysql``) share.
 
-- identifier quoting through sqlglot (a config value never reaches SQL unquoted);
+- identifier quoting through sqlglot (a config value never reaches SQL unquoted) and
+  ``PARAM``, the marker of a bound parameter in the SQL we build;
 - secrets: the resolved password is scrubbed from every message we raise;
 - a guarded Arrow stream: batches read ahead by a worker thread and sliced to
   ``chunk_rows``, driver errors turned into
   :class:`~headwater.errors.ConnectorError` (transient or not), the connection
-  closed when the stream ends, fails or is dropped;
-- the config keys both connectors accept and their validation;
-- checks a sink runs on the engine before writing (NULL partitions, duplicate keys).
+  closed when the stream ends, fails or is dropped.
+
+The config keys are in ``config``; the source and sink templates in ``source`` and
+``sink``.
 """
 
 from __future__ import annotations
@@ -17,143 +19,18 @@ import datetime as dt
 import hashlib
 import re
 from collections.abc import Callable, Generator, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, field_validator
-from pydantic_core import PydanticCustomError
-from pydantic_core.core_schema import ValidationInfo
-
-from headwater.core.config import StrictModel
 from headwater.errors import ConnectorError
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import pyarrow as pa
     from sqlglot import exp
 
-    from headwater.connectors.base import SinkInput
-
 REDACTED = "***"
-
-
-# -- config ---------------------------------------------------------------------
-
-
-class ConnectionKeys(StrictModel):
-    """Where the server is: a ``dsn`` and/or separate keys (keys win over the dsn).
-
-    Every value may contain ``${ENV_VAR}`` references, resolved only when
-    connecting; the password should always come from one.
-    """
-
-    dsn: str | None = None
-    host: str | None = None
-    port: int | None = Field(default=None, ge=1, le=65535)
-    user: str | None = None
-    password: str | None = None
-    database: str | None = None
-    connect_timeout: int = Field(default=10, ge=1)
-
-    @field_validator("password")
-    @classmethod
-    def _password_from_env(cls, v: str | None) -> str | None:
-        if v and not _WHOLE_ENV_REF.fullmatch(v):
-            raise PydanticCustomError(
-                "secret", 'the password must name an environment variable, not hold the secret:'
-                ' write password = "${DB_PASSWORD}" and export DB_PASSWORD; secrets never go in'
-                " project files")
-        return v
-
-    @field_validator("dsn")
-    @classmethod
-    def _dsn_password_from_env(cls, v: str | None) -> str | None:
-        pw = _dsn_password(v or "")
-        if pw and not _WHOLE_ENV_REF.fullmatch(pw):
-            raise PydanticCustomError(
-                "secret", "the dsn holds a password: write it as ${VAR} (dsn ="
-                ' "scheme://user:${DB_PASSWORD}@host/db") and export DB_PASSWORD; secrets never'
-                " go in project files")
-        return v
-
-
-_WHOLE_ENV_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\}")
-
-
-def _dsn_password(dsn: str) -> str | None:
-    """The password written in a dsn (URL user-info or ``password=``), as written."""
-    m = re.match(r"\s*[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:([^@\s]*)@", dsn)
-    if m:
-        return m.group(1)
-    m = re.search(r"(?:^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", dsn, re.IGNORECASE)
-    return m.group(1).strip("'") if m else None
-
-
-def check_table_name(value: str | None, dialect: str) -> str | None:
-    if value is None:
-        return None
-    if not value.strip():
-        raise ValueError("the table name is empty")
-    try:
-        table_ref(value, dialect)
-    except Exception:
-        q = "`" if dialect == "mysql" else '"'
-        raise ValueError(
-            f"cannot read {value!r} as a table name; write schema.table and quote parts "
-            f"that hold dots or quotes with {q} (e.g. {q}my.table{q})"
-        ) from None
-    return value
-
-
-class SourceKeys(StrictModel):
-    """``table`` or ``query`` (exactly one), optional ``cursor``, ``chunk_rows``."""
-
-    table: str | None = None
-    query: str | None = Field(default=None, validate_default=True)
-    cursor: str | None = None
-    chunk_rows: int = Field(default=100_000, ge=1)
-
-    @field_validator("query")
-    @classmethod
-    def _one_of_table_or_query(cls, v: str | None, info: ValidationInfo) -> str | None:
-        table = info.data.get("table")
-        if v is not None and table is not None:
-            raise ValueError("set either `table` or `query`, not both")
-        if v is None and table is None and "table" in info.data:
-            raise ValueError('set `table = "schema.name"` or `query = "SELECT ..."`')
-        if v is not None and not v.strip().rstrip(";").strip():
-            raise ValueError("the query is empty")
-        return v
-
-
-class SinkKeys(StrictModel):
-    """``table``, ``mode``, ``key`` (upsert), ``partition_by`` (sync)."""
-
-    table: str
-    mode: Literal["replace", "append", "upsert", "sync"] = "replace"
-    key: list[str] = Field(default=[], validate_default=True)
-    partition_by: str | None = Field(default=None, validate_default=True)
-
-    @field_validator("key", mode="before")
-    @classmethod
-    def _key_list(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
-
-    @field_validator("key")
-    @classmethod
-    def _key_for_upsert(cls, v: list[str], info: ValidationInfo) -> list[str]:
-        if info.data.get("mode") == "upsert" and not v:
-            raise ValueError('mode = "upsert" needs the key columns: key = ["id"]')
-        if len(set(v)) != len(v):
-            raise ValueError("a key column is listed twice")
-        return v
-
-    @field_validator("partition_by")
-    @classmethod
-    def _partition_for_sync(cls, v: str | None, info: ValidationInfo) -> str | None:
-        if info.data.get("mode") == "sync" and not v:
-            raise ValueError('mode = "sync" needs the partition column: partition_by = "day"')
-        return v
+# marks a bound parameter in our SQL (each session renders it in its driver's style);
+# neither Postgres text nor MySQL identifiers can hold NUL
+PARAM = "\x00"
 
 
 # -- identifiers -----------------------------------------------------------------
@@ -391,54 +268,3 @@ def is_transient_message(text: str, transient: Iterable[str], permanent: Iterabl
     if any(p in low for p in permanent):
         return False
     return any(p in low for p in transient)
-
-
-# -- sink checks run on the engine before anything is written ---------------------------
-
-
-def _engine_count(data: SinkInput, build: Callable[[exp.Table], exp.Select]) -> int:
-    engine = data.engine
-    sql = build(engine.physical_ref(data.physical)).sql(dialect=engine.dialect)
-    value = engine.query(sql).column(0)[0].as_py()
-    return int(value or 0)
-
-
-def check_no_null_partitions(data: SinkInput, column: str, label: str, path: Path) -> None:
-    """Sync compares partitions by their text; NULL has none, so refuse it clearly."""
-    from sqlglot import exp
-
-    nulls = _engine_count(
-        data,
-        lambda t: exp.select(exp.func("count", exp.Star()))
-        .from_(t)
-        .where(exp.column(column, quoted=True).is_(exp.null())),
-    )
-    if nulls:
-        raise ConnectorError(
-            f"{label}: partition column {column!r} has {nulls} NULL value(s); sync needs a "
-            "value in every row",
-            path=path,
-            hint=f"fill it in the transform (coalesce({column}, ...)) or use another mode",
-        )
-
-
-def check_unique_key(data: SinkInput, key: list[str], label: str, path: Path) -> None:
-    """Upsert needs one row per key: say so before writing rather than mid-way."""
-    from sqlglot import exp
-
-    cols = [exp.column(k, quoted=True) for k in key]
-    dupes = _engine_count(
-        data,
-        lambda t: exp.select(exp.func("count", exp.Star())).from_(
-            exp.select(*cols).from_(t).group_by(*cols)
-            .having(exp.GT(this=exp.func("count", exp.Star()), expression=exp.Literal.number(1)))
-            .subquery("d")
-        ),
-    )
-    if dupes:
-        raise ConnectorError(
-            f"{label}: {dupes} key value(s) occur in more than one row of the node "
-            f"(key = {', '.join(key)})",
-            path=path,
-            hint="make the key unique in the transform, or change `key`",
-        )

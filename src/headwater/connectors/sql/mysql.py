@@ -2,6 +2,10 @@
 
 Install with ``pip install 'headwater[mysql]'`` (PyMySQL, pure Python).
 
+The read and write flows are the shared templates (``source.SqlSource``,
+``sink.SqlSink``); this module is MySQL's part of them. Connections, errors and the
+session: ``mysql_conn``.
+
 Source, ``sources/customers.toml``::
 
     type = "mysql"
@@ -30,13 +34,10 @@ for p <= 38, text otherwise; ``DATETIME`` -> ``timestamp``; ``TIMESTAMP`` ->
 Zero dates (``0000-00-00``) become NULL. With ``cursor`` and ``since``, the
 value is passed as a query parameter (``WHERE cursor > %s``).
 
-Change marker (``data_fingerprint``), cheap rather than exact:
-
-- with a cursor: ``max(cursor)`` and ``count(*)``;
-- a table without a cursor: ``count(*)`` plus the table's ``UPDATE_TIME``
-  from ``information_schema.tables`` (one-second resolution; InnoDB forgets
-  it on restart, which only costs one extra ingest);
-- a query without a cursor: an md5 of the query text plus ``count(*)``.
+Change marker (``data_fingerprint``): with a cursor, ``max(cursor)`` and
+``count(*)``; without one, ``count(*)`` and an order-independent sum of the rows'
+MD5 hashes (over ``JSON_ARRAY`` of the columns), computed by the server (an update
+is seen at once, as ``UPDATE_TIME`` with its one-second resolution would not).
 
 Writing. ``replace`` loads ``<table>__hw_new`` and swaps it in with one atomic
 ``RENAME TABLE`` (readers see the old table or the new one; leftovers of a
@@ -56,232 +57,66 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import field_validator
-
-from headwater.connectors.base import (
-    SinkConfig,
-    SinkConnector,
-    SinkInput,
-    SinkResult,
-    SourceConfig,
-    SourceConnector,
+from headwater.connectors.base import SinkResult
+from headwater.connectors.sql.common import PARAM, ident, since_text, split_table, staging_name
+from headwater.connectors.sql.connector import SqlConnector
+from headwater.connectors.sql.mysql_conn import (
+    DIALECT,
+    NAME_LIMIT,
+    MySQLSession,
+    MySQLSinkConfig,
+    MySQLSourceConfig,
+    MySQLTarget,
+    mysql_error,
+    mysql_target,
+    parse_dsn,
+    render,
 )
-from headwater.connectors.sql.common import (
-    REDACTED,
-    ConnectionKeys,
-    SinkKeys,
-    SourceKeys,
-    StreamGuard,
-    base_select,
-    check_no_null_partitions,
-    check_table_name,
-    check_unique_key,
-    first_line,
-    ident,
-    is_transient_message,
-    redact,
-    since_text,
-    split_table,
-    staging_name,
-)
-from headwater.core.config import resolve_env
-from headwater.errors import ConnectorError, HeadwaterError
+from headwater.connectors.sql.sink import Insert, SqlSink
+from headwater.connectors.sql.source import SqlSource, Stream
+from headwater.errors import ConnectorError
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-DIALECT = "mysql"
-_NAME_LIMIT = 64
-_PARAM = "\x00"  # marks a bound parameter in our SQL; MySQL identifiers cannot hold NUL
+    from headwater.connectors.base import SinkInput
+
+__all__ = ["MySQLSink", "MySQLSinkConfig", "MySQLSource", "MySQLSourceConfig", "parse_dsn"]
 
 
-class MySQLConnectionKeys(ConnectionKeys):
-    charset: str = "utf8mb4"
+class MySQLConnector(SqlConnector[MySQLSession, MySQLTarget]):
+    config: MySQLSourceConfig | MySQLSinkConfig
+    dialect = DIALECT
 
+    def target(self) -> MySQLTarget:
+        return mysql_target(self.config, self.label, self.config_path,
+                            read_only=self.kind == "source")
 
-class MySQLSourceConfig(SourceConfig, MySQLConnectionKeys, SourceKeys):
-    type: Literal["mysql"] = "mysql"
+    def _open(self, target: MySQLTarget, *, streaming: bool) -> MySQLSession:
+        try:
+            import pymysql
+            import pymysql.cursors
+        except ImportError:
+            raise ConnectorError(
+                "the MySQL driver (PyMySQL) is not installed",
+                hint="pip install 'headwater[mysql]'",
+            ) from None
+        kwargs = dict(target.kwargs)
+        if streaming:  # unbuffered: rows are fetched as the stream is read
+            kwargs["cursorclass"] = pymysql.cursors.SSCursor
+        con = pymysql.connect(**kwargs)
+        if target.read_only:  # a source's query can never change the database
+            with con.cursor() as cur:
+                cur.execute("SET SESSION TRANSACTION READ ONLY")
+        return MySQLSession(con)
 
-    @field_validator("table")
-    @classmethod
-    def _table_name(cls, v: str | None) -> str | None:
-        return check_table_name(v, DIALECT)
-
-
-class MySQLSinkConfig(SinkConfig, MySQLConnectionKeys, SinkKeys):
-    type: Literal["mysql"] = "mysql"
-
-    @field_validator("table")
-    @classmethod
-    def _table_name(cls, v: str) -> str:
-        check_table_name(v, DIALECT)
-        return v
-
-
-# -- connection ------------------------------------------------------------------------
-
-
-@dataclass
-class MySQLTarget:
-    kwargs: dict[str, Any]  # for pymysql.connect, secrets resolved: never show it
-    where: str
-    secrets: list[str]
-    read_only: bool = False  # a source's session: SET SESSION TRANSACTION READ ONLY
-
-
-_URL = re.compile(r"^(?:mysql|mariadb)(?:\+\w+)?://(?P<rest>.*)$", re.DOTALL)
-
-
-def parse_dsn(dsn: str) -> dict[str, str]:
-    """user, password, host, port, database (+ query options) of a ``mysql://`` URL."""
-    from urllib.parse import parse_qsl, unquote
-
-    m = _URL.match(dsn.strip())
-    if m is None:
-        raise ValueError("expected mysql://user:password@host:3306/database")
-    rest, _, query = m.group("rest").partition("?")
-    netloc, _, path = rest.partition("/")
-    out: dict[str, str] = {}
-    if "@" in netloc:
-        userinfo, _, netloc = netloc.rpartition("@")
-        user, sep, password = userinfo.partition(":")
-        if user:
-            out["user"] = unquote(user)
-        if sep:
-            out["password"] = unquote(password)
-    if netloc.startswith("["):
-        host, _, port = netloc[1:].partition("]")
-        port = port.lstrip(":")
-    else:
-        host, _, port = netloc.partition(":")
-    if host:
-        out["host"] = unquote(host)
-    if port:
-        out["port"] = port
-    if path:
-        out["database"] = unquote(path)
-    out.update(parse_qsl(query))
-    return out
-
-
-_ALLOWED_OPTIONS = {"charset", "unix_socket", "ssl_ca", "ssl_cert", "ssl_key", "ssl_verify_cert",
-                    "ssl_verify_identity", "read_timeout", "write_timeout"}
-
-
-def mysql_target(cfg: MySQLConnectionKeys, what: str, path: Path, *,
-                 read_only: bool = False) -> MySQLTarget:
-    """Where to connect; ``read_only`` (sources): the session's transactions are read-only,
-    so a source's ``query`` can never change the database."""
-    dsn = cfg.dsn or ""
-    whole = re.fullmatch(r"\s*\$\{[A-Za-z_][A-Za-z0-9_]*\}\s*", dsn) is not None
-    if whole:  # the whole dsn comes from the environment
-        dsn = resolve_env(dsn, path=path, key="dsn")
-    try:
-        params = parse_dsn(dsn) if dsn else {}
-    except ValueError as exc:
-        raise ConnectorError(f"{what}: cannot read the dsn: {exc}", path=path) from None
-    literals = [params.get("password"), cfg.password]
-    if not whole:
-        params = {k: resolve_env(v, path=path, key=f"dsn ({k})") for k, v in params.items()}
-    for key in ("host", "user", "password", "database"):
-        value = getattr(cfg, key)
-        if value is not None:
-            params[key] = resolve_env(value, path=path, key=key)
-    if cfg.port is not None:
-        params["port"] = str(cfg.port)
-    unknown = set(params) - {"host", "port", "user", "password", "database"} - _ALLOWED_OPTIONS
-    if unknown:
-        raise ConnectorError(
-            f"{what}: unknown dsn option(s): {', '.join(sorted(unknown))}", path=path,
-            hint="allowed: " + ", ".join(sorted(_ALLOWED_OPTIONS)))
-    kwargs: dict[str, Any] = {
-        "host": params.get("host", "localhost"),
-        "port": int(params.get("port", "3306")),
-        "user": params.get("user"),
-        "password": params.get("password", ""),
-        "database": params.get("database"),
-        "charset": params.get("charset", cfg.charset),
-        "connect_timeout": cfg.connect_timeout,
-        "autocommit": False,
-        "init_command": "SET time_zone = '+00:00'",
-    }
-    for k in _ALLOWED_OPTIONS - {"charset"}:
-        if k in params:
-            option: Any = params[k]
-            if k.endswith("_timeout"):
-                option = int(option)
-            elif k.startswith("ssl_verify"):
-                option = option.lower() in ("1", "true", "yes")
-            kwargs[k] = option
-    secrets = [s for s in (kwargs["password"], *literals) if s]
-    where = redact(f"{kwargs['host']}:{kwargs['port']}/{kwargs['database'] or ''}", secrets)
-    return MySQLTarget(kwargs, where, secrets, read_only)
-
-
-# -- errors ----------------------------------------------------------------------------
-
-_TRANSIENT_CODES = {1040, 1053, 1158, 1159, 1160, 1161, 1205, 1213, 1317, 1927, 2002, 2003,
-                    2005, 2006, 2013, 2014, 2055, 4031}
-_PERMANENT_CODES = {1044, 1045, 1049, 1054, 1064, 1142, 1146, 1698}
-_TRANSIENT_TEXT = ("lost connection", "gone away", "can't connect", "connection refused",
-                   "timed out", "broken pipe", "connection reset", "deadlock")
-
-
-def mysql_is_transient(exc: BaseException) -> bool:
-    import pymysql
-
-    if isinstance(exc, pymysql.err.InterfaceError):
-        return True  # the connection is closed or unusable
-    args = getattr(exc, "args", ())
-    code = args[0] if args and isinstance(args[0], int) else None
-    if code in _TRANSIENT_CODES:
-        return True
-    if code in _PERMANENT_CODES:
-        return False
-    if isinstance(exc, ConnectionError | TimeoutError):
-        return True
-    return is_transient_message(str(exc), _TRANSIENT_TEXT, ("access denied",))
-
-
-def mysql_error(exc: BaseException, *, what: str, action: str, target: MySQLTarget,
-                path: Path) -> ConnectorError:
-    if isinstance(exc, ConnectorError):
-        return exc
-    try:
-        transient = mysql_is_transient(exc)
-    except ImportError:  # pragma: no cover
-        transient = False
-    args: tuple[Any, ...] = tuple(getattr(exc, "args", ()))
-    if len(args) == 2 and isinstance(args[0], int):
-        text = f"({args[0]}) {args[1]}"
-    else:
-        text = first_line(exc)
-    msg = redact(text, target.secrets)
-    hint = None
-    low = msg.lower()
-    if "can't connect" in low or "connection refused" in low:
-        hint = "is the server running and reachable there? check host and port"
-    elif "access denied" in low:
-        hint = "check the user and the password (set it as ${VAR} in the environment)"
-    elif "doesn't exist" in low or "unknown column" in low or "unknown database" in low:
-        hint = "check the database, table and column names"
-    return ConnectorError(
-        f"{what}: {action} mysql at {target.where} failed: {msg}"
-        + (" (transient, may pass on a retry)" if transient else ""),
-        transient=transient, path=path, hint=hint,
-    )
-
-
-def _render(sql: str, params: Sequence[Any]) -> str:
-    """Our SQL for PyMySQL: ``%`` doubled when it formats parameters, markers -> ``%s``."""
-    return sql.replace("%", "%%").replace(_PARAM, "%s") if params else sql
+    def _error(self, exc: BaseException, action: str, target: MySQLTarget) -> ConnectorError:
+        return mysql_error(exc, what=self.label, action=action, target=target,
+                           path=self.config_path)
 
 
 # -- reading ---------------------------------------------------------------------------
@@ -341,107 +176,25 @@ def _fix(values: Sequence[Any], how: str | None) -> Sequence[Any]:
     return values
 
 
-class MySQLConnector:
-    config: MySQLSourceConfig | MySQLSinkConfig
-    name: str
-    config_path: Path
-    kind: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.kind} {self.name!r}"
-
-    def target(self) -> MySQLTarget:
-        return mysql_target(self.config, self.label, self.config_path,
-                            read_only=self.kind == "source")
-
-    def connect(self, target: MySQLTarget, *, streaming: bool = False) -> Any:
-        try:
-            import pymysql
-            import pymysql.cursors
-        except ImportError:
-            raise ConnectorError(
-                "the MySQL driver (PyMySQL) is not installed",
-                hint="pip install 'headwater[mysql]'",
-            ) from None
-        kwargs = dict(target.kwargs)
-        if streaming:
-            kwargs["cursorclass"] = pymysql.cursors.SSCursor
-        try:
-            con = pymysql.connect(**kwargs)
-            if target.read_only:  # a source's query can never change the database
-                with con.cursor() as cur:
-                    cur.execute("SET SESSION TRANSACTION READ ONLY")
-            return con
-        except Exception as exc:
-            raise mysql_error(exc, what=self.label, action="connecting to", target=target,
-                              path=self.config_path) from None
-
-    def describe(self) -> dict[str, object]:
-        out = self.config.model_dump(exclude={"description", "tags"}, by_alias=True)
-        if out.get("password"):
-            out["password"] = REDACTED
-        if out.get("dsn"):
-            out["dsn"] = redact(str(out["dsn"]), [])
-        return out
-
-
-def _drop_connection(con: Any, cur: Any) -> None:
-    """Close without draining an unfinished unbuffered result (or touching a dead socket)."""
-    result = getattr(cur, "_result", None)
-    if result is not None and getattr(result, "unbuffered_active", False):
-        result.unbuffered_active = False
-        con._result = None
-        con._force_close()
-        return
-    try:
-        cur.close()
-    finally:
-        con.close()
-
-
-class MySQLSource(MySQLConnector, SourceConnector):
+class MySQLSource(MySQLConnector, SqlSource[MySQLSession, MySQLTarget]):
     type = "mysql"
     Config = MySQLSourceConfig
     config: MySQLSourceConfig
-    kind = "source"
 
-    def __init__(self, name: str, config: SourceConfig, root: Path, config_path: Path) -> None:
-        super().__init__(name, config, root, config_path)
-        self.last_error: ConnectorError | None = None
+    def _since(self, session: MySQLSession, sql: str, cursor: str,
+               since: Any) -> tuple[str, list[Any]]:
+        if isinstance(since, dt.datetime) and since.tzinfo is not None:
+            since = since.astimezone(dt.UTC).replace(tzinfo=None)  # session is UTC
+        return PARAM, [since if not isinstance(since, str) else since_text(since)]
 
-    def _base(self) -> str:
-        return base_select(DIALECT, table=self.config.table, query=self.config.query)
-
-    def _fail(self, exc: BaseException, target: MySQLTarget, action: str) -> ConnectorError:
-        err = mysql_error(exc, what=self.label, action=action, target=target,
-                          path=self.config_path)
-        self.last_error = err
-        return err
-
-    def read(self, since: Any | None = None) -> pa.RecordBatchReader:
+    def _stream(self, session: MySQLSession, sql: str, params: list[Any]) -> Stream:
         import pyarrow as pa
 
-        self.last_error = None  # only this read's failure counts
-        target = self.target()
-        con = self.connect(target, streaming=True)
-        cur = con.cursor()
-        try:
-            sql, params = self._base(), []
-            if self.config.cursor is not None and since is not None:
-                sql += f" WHERE {ident(self.config.cursor, DIALECT)} > {_PARAM}"
-                if isinstance(since, dt.datetime) and since.tzinfo is not None:
-                    since = since.astimezone(dt.UTC).replace(tzinfo=None)  # session is UTC
-                params.append(since if not isinstance(since, str) else since_text(since))
-            cur.execute(_render(sql, params), params or None)
-            fields = cur._result.fields
-            kinds = [_field_arrow(f) for f in fields]
-            names = [d[0] for d in cur.description]
-            schema = pa.schema([pa.field(n, t) for n, (t, _) in zip(names, kinds, strict=True)])
-        except Exception as exc:
-            with contextlib.suppress(Exception):
-                _drop_connection(con, cur)
-            raise self._fail(exc, target, "reading from") from None
+        cur = session.stream(sql, params)
+        fields = cur._result.fields
+        kinds = [_field_arrow(f) for f in fields]
+        names = [d[0] for d in cur.description]
+        schema = pa.schema([pa.field(n, t) for n, (t, _) in zip(names, kinds, strict=True)])
 
         chunk = self.config.chunk_rows
 
@@ -463,42 +216,19 @@ class MySQLSource(MySQLConnector, SourceConnector):
                         ) from None
                 yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
-        guard = StreamGuard(
-            schema, batches(), chunk_rows=chunk,
-            translate=lambda e: self._fail(e, target, "reading from"),
-            close=lambda: _drop_connection(con, cur),
-        )
-        return guard.reader()
+        return schema, batches(), None
 
-    def data_fingerprint(self) -> str:
-        target = self.target()
-        con = self.connect(target)
-        try:
-            with con.cursor() as cur:
-                base = self._base()
-                if self.config.cursor is not None:
-                    q = ident(self.config.cursor, DIALECT)
-                    cur.execute(_render(f"SELECT CAST(max({q}) AS CHAR), count(*) FROM ({base})"
-                                        " AS _hw_f", []))
-                    mx, n = cur.fetchone()
-                    return f"cursor:{mx}:{n}"
-                # the content itself, hashed by the server (an order-independent sum of
-                # row hashes): UPDATE_TIME has a resolution of a second and is lost on a
-                # restart, a row count misses updates
-                cur.execute(f"SELECT * FROM ({base}) AS _hw_f LIMIT 0")
-                cols = ", ".join(f"_hw_f.{ident(d[0], DIALECT)}" for d in cur.description)
-                cur.execute("SELECT count(*), CAST(COALESCE(SUM(CAST(CONV(LEFT(MD5("
-                            f"JSON_ARRAY({cols})), 15), 16, 10) AS UNSIGNED)), 0) AS CHAR)"
-                            f" FROM ({base}) AS _hw_f")
-                count, total = cur.fetchone()
-                return f"content:{count}:{total}"
-        except HeadwaterError:
-            raise
-        except Exception as exc:
-            raise self._fail(exc, target, "fingerprinting") from None
-        finally:
-            with contextlib.suppress(Exception):
-                con.close()
+    def _cursor_marker_sql(self, cursor: str, base: str) -> str:
+        return f"SELECT CAST(max({cursor}) AS CHAR), count(*) FROM ({base}) AS _hw_f"
+
+    def _content_marker(self, session: MySQLSession, base: str) -> tuple[Any, Any]:
+        names = session.column_names(f"SELECT * FROM ({base}) AS _hw_f LIMIT 0")
+        cols = ", ".join(f"_hw_f.{ident(n, DIALECT)}" for n in names)
+        found = session.execute(
+            "SELECT count(*), CAST(COALESCE(SUM(CAST(CONV(LEFT(MD5("
+            f"JSON_ARRAY({cols})), 15), 16, 10) AS UNSIGNED)), 0) AS CHAR)"
+            f" FROM ({base}) AS _hw_f")
+        return found[0][0], found[0][1]
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -587,168 +317,104 @@ def _partition_value(text: str, t: pa.DataType) -> Any:
     return text
 
 
-class MySQLSink(MySQLConnector, SinkConnector):
+class MySQLSink(MySQLConnector, SqlSink[MySQLSession, MySQLTarget]):
+    """MySQL's part of the write flow: rows sent as batched ``INSERT ... VALUES``,
+    ``replace`` swapped in by one ``RENAME TABLE`` (MySQL's DDL commits)."""
+
     type = "mysql"
     Config = MySQLSinkConfig
     config: MySQLSinkConfig
-    kind = "sink"
 
-    def write(self, data: SinkInput) -> SinkResult:
-        target = self.target()
-        con = self.connect(target)
-        try:
-            schema, table = split_table(self.config.table, DIALECT)
+    def _resolve_table(self, session: MySQLSession) -> tuple[str, str]:
+        schema, table = split_table(self.config.table, DIALECT)
+        if schema is None:
+            schema = session.execute("SELECT DATABASE()")[0][0]
             if schema is None:
-                with con.cursor() as cur:
-                    cur.execute("SELECT DATABASE()")
-                    schema = cur.fetchone()[0]
-                if schema is None:
-                    raise ConnectorError(f"{self.label}: no database to write {table!r} into",
-                                         path=self.config_path,
-                                         hint='write table = "database.name" or set database')
-            result: SinkResult = getattr(self, f"_{self.config.mode}")(con, data, schema, table)
-            con.commit()
-            return result
-        except BaseException as exc:
-            with contextlib.suppress(Exception):
-                con.rollback()
-            if isinstance(exc, HeadwaterError):
-                if isinstance(exc, ConnectorError) and not exc.message.startswith(self.label):
-                    exc.message = f"{self.label}: {exc.message}"
-                raise
-            if not isinstance(exc, Exception):
-                raise
-            raise mysql_error(exc, what=self.label, action="writing to", target=target,
-                              path=self.config_path) from None
-        finally:
-            with contextlib.suppress(Exception):
-                con.close()
+                raise ConnectorError(f"{self.label}: no database to write {table!r} into",
+                                     path=self.config_path,
+                                     hint='write table = "database.name" or set database')
+        return str(schema), table
 
-    # -- helpers
-
-    @staticmethod
-    def _fq(schema: str, table: str) -> str:
-        return f"{ident(schema, DIALECT)}.{ident(table, DIALECT)}"
-
-    @staticmethod
-    def _exec(con: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with con.cursor() as cur:
-            cur.execute(_render(sql, params), list(params) if params else None)
-            return list(cur.fetchall())
-
-    def _columns(self, con: Any, schema: str, table: str) -> list[str]:
-        rows = self._exec(
-            con, "SELECT COLUMN_NAME FROM information_schema.columns WHERE TABLE_SCHEMA = \x00"
-            " AND TABLE_NAME = \x00 ORDER BY ORDINAL_POSITION", [schema, table])
+    def _existing_columns(self, session: MySQLSession, schema: str, table: str) -> list[str]:
+        rows = session.execute(
+            "SELECT COLUMN_NAME FROM information_schema.columns WHERE TABLE_SCHEMA = "
+            f"{PARAM} AND TABLE_NAME = {PARAM} ORDER BY ORDINAL_POSITION", [schema, table])
         return [str(r[0]) for r in rows]
 
-    def _create(self, con: Any, schema: str, table: str, arrow: pa.Schema, *,
-                primary_key: Sequence[str] = (), index: str | None = None) -> None:
-        indexed = set(primary_key) | ({index} if index else set())
-        cols = [f"{ident(f.name, DIALECT)} "
-                f"{mysql_column_type(f.type, f.name, indexed=f.name in indexed)}"
-                + (" NOT NULL" if f.name in primary_key else "")
-                for f in arrow]
-        if primary_key:
-            cols.append("PRIMARY KEY (" + ", ".join(ident(k, DIALECT) for k in primary_key)
-                        + ")")
+    def _column_def(self, field: pa.Field, *, key: bool, indexed: bool) -> str:
+        return (f"{ident(field.name, DIALECT)} "
+                f"{mysql_column_type(field.type, field.name, indexed=indexed)}"
+                + (" NOT NULL" if key else ""))
+
+    def _create_sql(self, schema: str, table: str, columns: list[str],
+                    index: str | None) -> list[str]:
         if index:
-            cols.append(f"KEY ({ident(index, DIALECT)})")
-        self._exec(con, f"CREATE TABLE {self._fq(schema, table)} ({', '.join(cols)})"
-                   " DEFAULT CHARSET=utf8mb4")
+            columns = [*columns, f"KEY ({ident(index, DIALECT)})"]
+        return [f"CREATE TABLE {self._fq(schema, table)} ({', '.join(columns)})"
+                " DEFAULT CHARSET=utf8mb4"]
 
-    def _ensure_target(self, con: Any, schema: str, table: str, arrow: pa.Schema, *,
-                       primary_key: Sequence[str] = (), index: str | None = None) -> bool:
-        existing = self._columns(con, schema, table)
-        if not existing:
-            self._create(con, schema, table, arrow, primary_key=primary_key, index=index)
-            return True
-        missing = [n for n in arrow.names if n not in existing]
-        if missing:
-            raise ConnectorError(
-                f"{self.label}: table {schema}.{table} has no column "
-                + ", ".join(repr(m) for m in missing),
-                path=self.config_path,
-                hint='add the columns to the table, or use mode = "replace" to recreate it',
-            )
-        return False
-
-    def _insert(self, con: Any, schema: str, table: str, reader: pa.RecordBatchReader,
-                suffix: str = "") -> int:
+    def _prepare_insert(self, session: MySQLSession, schema: str, table: str,
+                        reader: pa.RecordBatchReader, *, fresh: bool = False) -> Insert:
         names = reader.schema.names
         for f in reader.schema:
             mysql_column_type(f.type, f.name)
         cols = ", ".join(ident(c, DIALECT) for c in names)
-        marks = ", ".join([_PARAM] * len(names))
-        sql = _render(f"INSERT INTO {self._fq(schema, table)} ({cols}) VALUES ({marks}){suffix}",
-                      [1])
-        rows = 0
-        with con.cursor() as cur:
-            for batch in reader:
-                if batch.num_rows:
-                    cur.executemany(sql, _python_rows(batch))
-                    rows += batch.num_rows
-        return rows
+        marks = ", ".join([PARAM] * len(names))
 
-    def _check_columns(self, arrow: pa.Schema, columns: Sequence[str], what: str) -> None:
-        missing = [c for c in columns if c not in arrow.names]
-        if missing:
-            raise ConnectorError(
-                f"{self.label}: {what} column " + ", ".join(repr(m) for m in missing)
-                + f" is not in node {self.config.from_!r}",
-                path=self.config_path, hint="columns: " + ", ".join(arrow.names))
+        def insert(suffix: str = "") -> int:
+            sql = render(f"INSERT INTO {self._fq(schema, table)} ({cols}) VALUES ({marks})"
+                         f"{suffix}", [1])
+            rows = 0
+            with session.con.cursor() as cur:
+                for batch in reader:
+                    if batch.num_rows:
+                        cur.executemany(sql, _python_rows(batch))
+                        rows += batch.num_rows
+            return rows
 
-    # -- modes
+        return insert
 
-    def _replace(self, con: Any, data: SinkInput, schema: str, table: str) -> SinkResult:
-        new = staging_name(table, "new", _NAME_LIMIT)
-        old = staging_name(table, "old", _NAME_LIMIT)
+    def _replace(self, session: MySQLSession, data: SinkInput, schema: str,
+                 table: str) -> SinkResult:
+        """Load ``<table>__hw_new``, then swap it in with one atomic ``RENAME TABLE``
+        (leftovers of a crash are dropped first; a failed load drops the new table)."""
+        new = staging_name(table, "new", NAME_LIMIT)
+        old = staging_name(table, "old", NAME_LIMIT)
         reader = data.reader()
-        self._exec(con, f"DROP TABLE IF EXISTS {self._fq(schema, new)}, {self._fq(schema, old)}")
-        self._create(con, schema, new, reader.schema)
+        session.execute(f"DROP TABLE IF EXISTS {self._fq(schema, new)}, {self._fq(schema, old)}")
+        self._create(session, schema, new, reader.schema)
         try:
-            rows = self._insert(con, schema, new, reader)
-            con.commit()
-            if self._columns(con, schema, table):
-                self._exec(con, f"RENAME TABLE {self._fq(schema, table)} TO "
+            rows = self._prepare_insert(session, schema, new, reader)()
+            session.commit()
+            if self._existing_columns(session, schema, table):
+                session.execute(f"RENAME TABLE {self._fq(schema, table)} TO "
                                 f"{self._fq(schema, old)}, {self._fq(schema, new)} TO "
                                 f"{self._fq(schema, table)}")
-                self._exec(con, f"DROP TABLE {self._fq(schema, old)}")
+                session.execute(f"DROP TABLE {self._fq(schema, old)}")
             else:
-                self._exec(con, f"RENAME TABLE {self._fq(schema, new)} TO "
+                session.execute(f"RENAME TABLE {self._fq(schema, new)} TO "
                                 f"{self._fq(schema, table)}")
         except BaseException:
             with contextlib.suppress(Exception):
-                con.rollback()
-                self._exec(con, f"DROP TABLE IF EXISTS {self._fq(schema, new)}")
+                session.rollback()
+                session.execute(f"DROP TABLE IF EXISTS {self._fq(schema, new)}")
             raise
         return SinkResult(rows)
 
-    def _append(self, con: Any, data: SinkInput, schema: str, table: str) -> SinkResult:
-        reader = data.reader()
-        self._ensure_target(con, schema, table, reader.schema)
-        return SinkResult(self._insert(con, schema, table, reader))
-
-    def _upsert(self, con: Any, data: SinkInput, schema: str, table: str) -> SinkResult:
-        reader = data.reader()
-        key = self.config.key
-        self._check_columns(reader.schema, key, "key")
-        check_unique_key(data, key, self.label, self.config_path)
-        if not self._ensure_target(con, schema, table, reader.schema, primary_key=key):
-            self._check_unique_index(con, schema, table, key)
-        others = [c for c in reader.schema.names if c not in key]
+    def _upsert_clause(self, key: list[str], others: list[str]) -> str:
         if others:
             sets = ", ".join(f"{ident(c, DIALECT)} = VALUES({ident(c, DIALECT)})" for c in others)
         else:
             k = ident(key[0], DIALECT)
             sets = f"{k} = {k}"
-        return SinkResult(self._insert(con, schema, table, reader,
-                                       f" ON DUPLICATE KEY UPDATE {sets}"))
+        return f" ON DUPLICATE KEY UPDATE {sets}"
 
-    def _check_unique_index(self, con: Any, schema: str, table: str, key: list[str]) -> None:
-        rows = self._exec(
-            con, "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.statistics"
-            " WHERE TABLE_SCHEMA = \x00 AND TABLE_NAME = \x00 AND NON_UNIQUE = 0", [schema, table])
+    def _require_unique_key(self, session: MySQLSession, schema: str, table: str,
+                            key: list[str]) -> None:
+        rows = session.execute(
+            "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.statistics"
+            f" WHERE TABLE_SCHEMA = {PARAM} AND TABLE_NAME = {PARAM} AND NON_UNIQUE = 0",
+            [schema, table])
         indexes: dict[str, set[str]] = {}
         for name, column in rows:
             indexes.setdefault(str(name), set()).add(str(column))
@@ -761,32 +427,7 @@ class MySQLSink(MySQLConnector, SinkConnector):
                 f"({', '.join(ident(k, DIALECT) for k in key)})",
             )
 
-    def _sync(self, con: Any, data: SinkInput, schema: str, table: str) -> SinkResult:
-        column = self.config.partition_by
-        assert column is not None
-        arrow = data.schema
-        self._check_columns(arrow, [column], "partition_by")
-        check_no_null_partitions(data, column, self.label, self.config_path)
-        new = data.partition_fingerprints(column)
-        created = self._ensure_target(con, schema, table, arrow, index=column)
-        previous = data.previous_partitions
-        fq = self._fq(schema, table)
-        if created or not previous:
-            # nothing recorded: the table may hold anything, so rewrite it whole
-            if not created:
-                self._exec(con, f"DELETE FROM {fq}")
-            return SinkResult(self._insert(con, schema, table, data.reader()), partitions=new)
-        con.commit()
-        ctype = arrow.field(column).type
-        where = f"DELETE FROM {fq} WHERE {ident(column, DIALECT)} = {_PARAM}"
-        rows = 0
-        for value in sorted(new):
-            if previous.get(value) == new[value]:
-                continue
-            self._exec(con, where, [_partition_value(value, ctype)])
-            rows += self._insert(con, schema, table, data.partition_reader(column, value))
-            con.commit()
-        for value in sorted(set(previous) - set(new)):
-            self._exec(con, where, [_partition_value(value, ctype)])
-            con.commit()
-        return SinkResult(rows, partitions=new)
+    def _partition_match(self, session: MySQLSession, schema: str, table: str, column: str,
+                         arrow_type: pa.DataType) -> tuple[str, Callable[[str], Any]]:
+        return (f"{ident(column, DIALECT)} = {PARAM}",
+                lambda value: _partition_value(value, arrow_type))

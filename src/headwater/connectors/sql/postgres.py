@@ -1,6 +1,8 @@
 """PostgreSQL: a source that streams a table or query as Arrow, and a sink.
 
-(Connections and errors: ``postgres_conn``; reading sessions: ``postgres_session``.)
+The read and write flows are the shared templates (``source.SqlSource``,
+``sink.SqlSink``); this module is Postgres's part of them. Connections and errors:
+``postgres_conn``; sessions on the two drivers: ``postgres_session``.
 
 Install with ``pip install 'headwater[postgres]'`` (the ADBC driver and psycopg).
 
@@ -41,15 +43,10 @@ parameterised query cannot be streamed by COPY). Rows committed later with a
 cursor value at or below the last one seen are not picked up: use a cursor the
 application only ever increases.
 
-Change marker (``data_fingerprint``), chosen to be cheap, not exact:
-
-- with a cursor: ``max(cursor)`` and ``count(*)``;
-- a table without a cursor: ``count(*)`` plus the table's ``n_tup_ins``,
-  ``n_tup_upd`` and ``n_tup_del`` from ``pg_stat_user_tables``. These counters
-  move with every write but are published by the server with a small delay
-  (about a second) and reset by ``pg_stat_reset()`` (which only costs one
-  extra ingest). A view has no such counters: give it a cursor;
-- a query without a cursor: an md5 of the query text plus ``count(*)``.
+Change marker (``data_fingerprint``): with a cursor, ``max(cursor)`` and
+``count(*)``; without one, ``count(*)`` and an order-independent sum of the rows'
+md5 hashes, computed by the server (an update that keeps the row count is seen at
+once, as table statistics would not be).
 
 Writing. Every mode runs in one transaction, so readers see the old rows or
 the new ones, never a mix:
@@ -77,31 +74,13 @@ the source or sink and ``host:port/database``, never the password.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from headwater.connectors.base import (
-    SinkConnector,
-    SinkInput,
-    SinkResult,
-    SourceConfig,
-    SourceConnector,
-)
-from headwater.connectors.sql.common import (
-    REDACTED,
-    StreamGuard,
-    base_select,
-    check_no_null_partitions,
-    check_unique_key,
-    ident,
-    redact,
-    since_text,
-    split_table,
-    staging_name,
-)
+from headwater.connectors.base import SinkResult
+from headwater.connectors.sql.common import PARAM, ident, since_text, split_table, staging_name
+from headwater.connectors.sql.connector import SqlConnector
 from headwater.connectors.sql.postgres_conn import (
     DIALECT,
     NAME_LIMIT,
@@ -114,10 +93,14 @@ from headwater.connectors.sql.postgres_conn import (
     sqlstate_of,
 )
 from headwater.connectors.sql.postgres_session import PgSession, open_session
-from headwater.errors import ConnectorError, HeadwaterError
+from headwater.connectors.sql.sink import Insert, SqlSink
+from headwater.connectors.sql.source import SqlSource, Stream
+from headwater.errors import ConnectorError
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from headwater.connectors.base import SinkInput
 
 __all__ = ["PostgresSink", "PostgresSinkConfig", "PostgresSource", "PostgresSourceConfig",
            "parse_dsn"]
@@ -131,88 +114,42 @@ _CURSOR_CASTS = {
 }
 
 
-class _PgConnector:
+class _PgConnector(SqlConnector[PgSession, PgTarget]):
     config: PostgresSourceConfig | PostgresSinkConfig
-    name: str
-    config_path: Path
-    kind: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.kind} {self.name!r}"
+    dialect = DIALECT
 
     def target(self) -> PgTarget:
         return pg_target(self.config, self.label, self.config_path, self.name,
                          read_only=self.kind == "source")
 
-    def connect(self, target: PgTarget) -> PgSession:
-        try:
-            return open_session(self.config.driver, target)
-        except HeadwaterError:
-            raise
-        except Exception as exc:
-            raise pg_error(exc, what=self.label, action="connecting to", target=target,
-                           path=self.config_path) from None
+    def _open(self, target: PgTarget, *, streaming: bool) -> PgSession:
+        # both drivers stream query results through COPY anyway
+        return open_session(self.config.driver, target)
 
-    def describe(self) -> dict[str, object]:
-        out = self.config.model_dump(exclude={"description", "tags"}, by_alias=True)
-        if out.get("password"):
-            out["password"] = REDACTED
-        if out.get("dsn"):
-            out["dsn"] = redact(str(out["dsn"]), [])
-        return out
+    def _error(self, exc: BaseException, action: str, target: PgTarget) -> ConnectorError:
+        return pg_error(exc, what=self.label, action=action, target=target,
+                        path=self.config_path)
 
 
 # -- source --------------------------------------------------------------------------
 
 
-class PostgresSource(_PgConnector, SourceConnector):
+class PostgresSource(_PgConnector, SqlSource[PgSession, PgTarget]):
     type = "postgres"
     Config = PostgresSourceConfig
     config: PostgresSourceConfig
-    kind = "source"
 
-    def __init__(self, name: str, config: SourceConfig, root: Path, config_path: Path) -> None:
-        super().__init__(name, config, root, config_path)
-        self.last_error: ConnectorError | None = None
+    def _since(self, session: PgSession, sql: str, cursor: str,
+               since: Any) -> tuple[str, list[Any]]:
+        # a bound setting, not a parameter of the query: COPY cannot stream a
+        # parameterised query
+        cast = self._cursor_cast(session, sql, cursor)
+        session.execute(f"SELECT set_config('headwater.since', {PARAM}, false)",
+                        [since_text(since)])
+        return f"CAST(current_setting('headwater.since') AS {cast})", []
 
-    def _base(self) -> str:
-        return base_select(DIALECT, table=self.config.table, query=self.config.query)
-
-    def _fail(self, exc: BaseException, target: PgTarget, action: str) -> ConnectorError:
-        err = pg_error(exc, what=self.label, action=action, target=target, path=self.config_path)
-        self.last_error = err
-        return err
-
-    def read(self, since: Any | None = None) -> pa.RecordBatchReader:
-        self.last_error = None  # only this read's failure counts
-        target = self.target()
-        session = self.connect(target)
-        try:
-            sql = self._base()
-            cursor = self.config.cursor
-            if cursor is not None and since is not None:
-                cast = self._cursor_cast(session, sql, cursor)
-                session.execute("SELECT set_config('headwater.since', \x00, false)",
-                                [since_text(since)])
-                sql = (f"{sql} WHERE {ident(cursor, DIALECT)} > "
-                       f"CAST(current_setting('headwater.since') AS {cast})")
-            schema, batches, convert = session.stream(sql)
-        except HeadwaterError as exc:
-            session.close()
-            if isinstance(exc, ConnectorError):
-                self.last_error = exc
-            raise
-        except Exception as exc:
-            session.close()
-            raise self._fail(exc, target, "reading from") from None
-
-        guard = StreamGuard(
-            schema, batches, chunk_rows=self.config.chunk_rows,
-            translate=lambda e: self._fail(e, target, "reading from"),
-            close=session.close, convert=convert,
-        )
-        return guard.reader()
+    def _stream(self, session: PgSession, sql: str, params: list[Any]) -> Stream:
+        return session.stream(sql)
 
     def _cursor_cast(self, session: PgSession, base: str, cursor: str) -> str:
         cols = {c.name: c for c in session.columns(base)}
@@ -232,28 +169,14 @@ class PostgresSource(_PgConnector, SourceConnector):
             )
         return cast
 
-    def data_fingerprint(self) -> str:
-        target = self.target()
-        session = self.connect(target)
-        try:
-            base = self._base()
-            cursor = self.config.cursor
-            if cursor is not None:
-                q = ident(cursor, DIALECT)
-                row = session.execute(f"SELECT max({q})::text, count(*) FROM ({base}) AS _hw_f")
-                return f"cursor:{row[0][0]}:{row[0][1]}"
-            # the content itself, hashed by the server (an order-independent sum of row
-            # hashes): row counts and pg_stat counters miss updates and lag behind
-            found = session.execute(
-                "SELECT count(*), coalesce(sum(('x' || left(md5(_hw_f::text), 15))::bit(60)"
-                f"::bigint), 0)::text FROM ({base}) AS _hw_f")
-            return f"content:{found[0][0]}:{found[0][1]}"
-        except HeadwaterError:
-            raise
-        except Exception as exc:
-            raise self._fail(exc, target, "fingerprinting") from None
-        finally:
-            session.close()
+    def _cursor_marker_sql(self, cursor: str, base: str) -> str:
+        return f"SELECT max({cursor})::text, count(*) FROM ({base}) AS _hw_f"
+
+    def _content_marker(self, session: PgSession, base: str) -> tuple[Any, Any]:
+        found = session.execute(
+            "SELECT count(*), coalesce(sum(('x' || left(md5(_hw_f::text), 15))::bit(60)"
+            f"::bigint), 0)::text FROM ({base}) AS _hw_f")
+        return found[0][0], found[0][1]
 
 
 # -- sink ----------------------------------------------------------------------------
@@ -364,71 +287,45 @@ class _Counted:
         self.reader = pa.RecordBatchReader.from_batches(self.schema, batches())
 
 
-class PostgresSink(_PgConnector, SinkConnector):
+class PostgresSink(_PgConnector, SqlSink[PgSession, PgTarget]):
+    """Postgres's part of the write flow: every mode in one transaction (DDL included),
+    rows copied (ADBC or psycopg COPY) into a staging table and inserted from there."""
+
     type = "postgres"
     Config = PostgresSinkConfig
     config: PostgresSinkConfig
-    kind = "sink"
-
-    def write(self, data: SinkInput) -> SinkResult:
-        target = self.target()
-        session = self.connect(target)
-        try:
-            schema, table = self._resolve_table(session)
-            result = getattr(self, f"_{self.config.mode}")(session, data, schema, table)
-            session.commit()
-            return result  # type: ignore[no-any-return]
-        except BaseException as exc:
-            with contextlib.suppress(Exception):
-                session.rollback()
-            if isinstance(exc, HeadwaterError):
-                if isinstance(exc, ConnectorError) and not exc.message.startswith(self.label):
-                    exc.message = f"{self.label}: {exc.message}"
-                raise
-            if not isinstance(exc, Exception):
-                raise
-            raise pg_error(exc, what=self.label, action="writing to", target=target,
-                           path=self.config_path) from None
-        finally:
-            with contextlib.suppress(Exception):
-                session.close()
-
-    # -- helpers
 
     def _resolve_table(self, session: PgSession) -> tuple[str, str]:
         schema, table = split_table(self.config.table, DIALECT)
         if schema is None:
             found = session.execute(
                 "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE c.oid = to_regclass(\x00)", [ident(table, DIALECT)])
+                f" WHERE c.oid = to_regclass({PARAM})", [ident(table, DIALECT)])
             schema = found[0][0] if found else session.execute("SELECT current_schema()")[0][0]
             if schema is None:
                 raise ConnectorError(f"{self.label}: no schema to create {table!r} in",
                                      hint='write table = "schema.name"')
         return str(schema), table
 
-    @staticmethod
-    def _fq(schema: str, table: str) -> str:
-        return f"{ident(schema, DIALECT)}.{ident(table, DIALECT)}"
-
     def _existing_columns(self, session: PgSession, schema: str, table: str) -> dict[str, str]:
+        """Column name -> type (as ``format_type`` writes it)."""
         rows = session.execute(
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
-            " WHERE a.attrelid = to_regclass(\x00) AND a.attnum > 0 AND NOT a.attisdropped"
+            f" WHERE a.attrelid = to_regclass({PARAM}) AND a.attnum > 0 AND NOT a.attisdropped"
             " ORDER BY a.attnum", [self._fq(schema, table)])
         return {str(n): str(t) for n, t in rows}
 
-    def _create(self, session: PgSession, schema: str, table: str, arrow: pa.Schema,
-                *, primary_key: Sequence[str] = (), index: str | None = None) -> None:
-        cols = [f"{ident(f.name, DIALECT)} {pg_column_type(f.type, f.name)}" for f in arrow]
-        if primary_key:
-            cols.append("PRIMARY KEY (" + ", ".join(ident(k, DIALECT) for k in primary_key)
-                        + ")")
-        session.execute(f"CREATE TABLE {self._fq(schema, table)} ({', '.join(cols)})")
+    def _column_def(self, field: pa.Field, *, key: bool, indexed: bool) -> str:
+        return f"{ident(field.name, DIALECT)} {pg_column_type(field.type, field.name)}"
+
+    def _create_sql(self, schema: str, table: str, columns: list[str],
+                    index: str | None) -> list[str]:
+        fq = self._fq(schema, table)
+        out = [f"CREATE TABLE {fq} ({', '.join(columns)})"]
         if index:
             name = staging_name(table, f"{index}_idx", NAME_LIMIT)
-            session.execute(f"CREATE INDEX {ident(name, DIALECT)} ON "
-                            f"{self._fq(schema, table)} ({ident(index, DIALECT)})")
+            out.append(f"CREATE INDEX {ident(name, DIALECT)} ON {fq} ({ident(index, DIALECT)})")
+        return out
 
     def _stage(self, session: PgSession, schema: str, reader: pa.RecordBatchReader,
                table: str) -> tuple[str, int, list[str]]:
@@ -439,23 +336,6 @@ class PostgresSink(_PgConnector, SinkConnector):
         session.ingest(schema, stage, counted.reader)
         return stage, counted.rows, counted.schema.names
 
-    def _ensure_target(self, session: PgSession, schema: str, table: str, arrow: pa.Schema,
-                       *, primary_key: Sequence[str] = (), index: str | None = None) -> bool:
-        """Create the target if missing (True), else check it has every column."""
-        existing = self._existing_columns(session, schema, table)
-        if not existing:
-            self._create(session, schema, table, arrow, primary_key=primary_key, index=index)
-            return True
-        missing = [n for n in arrow.names if n not in existing]
-        if missing:
-            raise ConnectorError(
-                f"{self.label}: table {schema}.{table} has no column "
-                + ", ".join(repr(m) for m in missing),
-                path=self.config_path,
-                hint='add the columns to the table, or use mode = "replace" to recreate it',
-            )
-        return False
-
     def _insert_from(self, session: PgSession, schema: str, table: str, stage: str,
                      columns: list[str], suffix: str = "") -> None:
         cols = ", ".join(ident(c, DIALECT) for c in columns)
@@ -463,24 +343,35 @@ class PostgresSink(_PgConnector, SinkConnector):
                         f"{self._fq(schema, stage)}{suffix}")
         session.execute(f"DROP TABLE {self._fq(schema, stage)}")
 
-    def _check_columns(self, arrow: pa.Schema, columns: Sequence[str], what: str) -> None:
-        missing = [c for c in columns if c not in arrow.names]
-        if missing:
-            raise ConnectorError(
-                f"{self.label}: {what} column " + ", ".join(repr(m) for m in missing)
-                + f" is not in node {self.config.from_!r}",
-                path=self.config_path, hint="columns: " + ", ".join(arrow.names))
+    def _prepare_insert(self, session: PgSession, schema: str, table: str,
+                        reader: pa.RecordBatchReader, *, fresh: bool = False) -> Insert:
+        if fresh:  # a new, empty table: copy straight into it
+            counted = _Counted(reader)
 
-    # -- modes
+            def ingest(suffix: str = "") -> int:
+                session.ingest(schema, table, counted.reader)
+                return counted.rows
+
+            return ingest
+        stage, rows, columns = self._stage(session, schema, reader, table)
+
+        def insert(suffix: str = "") -> int:
+            self._insert_from(session, schema, table, stage, columns, suffix)
+            return rows
+
+        return insert
 
     def _replace(self, session: PgSession, data: SinkInput, schema: str,
                  table: str) -> SinkResult:
+        """Load a staging table, drop the old table and rename the new one into place,
+        all in the write's transaction (tables that others depend on keep their rows'
+        place: deleted and re-inserted)."""
         stage, rows, columns = self._stage(session, schema, data.reader(), table)
         fq = self._fq(schema, table)
         if self._existing_columns(session, schema, table):
             # views or foreign keys of other tables that depend on it forbid a drop
             dependents = session.execute(
-                "SELECT count(*) FROM pg_depend WHERE refobjid = to_regclass(\x00)"
+                f"SELECT count(*) FROM pg_depend WHERE refobjid = to_regclass({PARAM})"
                 " AND deptype = 'n'", [fq])[0][0]
             if dependents:
                 session.execute(f"DELETE FROM {fq}")
@@ -490,85 +381,36 @@ class PostgresSink(_PgConnector, SinkConnector):
         session.execute(f"ALTER TABLE {self._fq(schema, stage)} RENAME TO {ident(table, DIALECT)}")
         return SinkResult(rows)
 
-    def _append(self, session: PgSession, data: SinkInput, schema: str, table: str) -> SinkResult:
-        reader = data.reader()
-        if self._ensure_target(session, schema, table, reader.schema):
-            counted = _Counted(reader)
-            session.ingest(schema, table, counted.reader)
-            return SinkResult(counted.rows)
-        stage, rows, columns = self._stage(session, schema, reader, table)
-        self._insert_from(session, schema, table, stage, columns)
-        return SinkResult(rows)
-
-    def _upsert(self, session: PgSession, data: SinkInput, schema: str, table: str) -> SinkResult:
-        reader = data.reader()
-        key = self.config.key
-        self._check_columns(reader.schema, key, "key")
-        check_unique_key(data, key, self.label, self.config_path)
-        self._ensure_target(session, schema, table, reader.schema, primary_key=key)
-        stage, rows, columns = self._stage(session, schema, reader, table)
-        others = [c for c in columns if c not in key]
+    def _upsert_clause(self, key: list[str], others: list[str]) -> str:
         conflict = "(" + ", ".join(ident(k, DIALECT) for k in key) + ")"
         if others:
             sets = ", ".join(f"{ident(c, DIALECT)} = EXCLUDED.{ident(c, DIALECT)}"
                              for c in others)
-            suffix = f" ON CONFLICT {conflict} DO UPDATE SET {sets}"
-        else:
-            suffix = f" ON CONFLICT {conflict} DO NOTHING"
-        try:
-            self._insert_from(session, schema, table, stage, columns, suffix)
-        except Exception as exc:
-            state = sqlstate_of(exc)
-            if state == "42P10":
-                raise ConnectorError(
-                    f"{self.label}: table {schema}.{table} has no unique index on "
-                    f"({', '.join(key)}), which upsert needs",
-                    path=self.config_path,
-                    hint=f"CREATE UNIQUE INDEX ON {self._fq(schema, table)} "
-                    f"({', '.join(ident(k, DIALECT) for k in key)})",
-                ) from None
-            if state == "21000":
-                raise ConnectorError(
-                    f"{self.label}: node {self.config.from_!r} has several rows with the same "
-                    f"key ({', '.join(key)})",
-                    path=self.config_path,
-                    hint="make the key unique in the transform, or change `key`",
-                ) from None
-            raise
-        return SinkResult(rows)
+            return f" ON CONFLICT {conflict} DO UPDATE SET {sets}"
+        return f" ON CONFLICT {conflict} DO NOTHING"
 
-    def _sync(self, session: PgSession, data: SinkInput, schema: str, table: str) -> SinkResult:
-        column = self.config.partition_by
-        assert column is not None
-        arrow = data.schema
-        self._check_columns(arrow, [column], "partition_by")
-        check_no_null_partitions(data, column, self.label, self.config_path)
-        new = data.partition_fingerprints(column)
-        created = self._ensure_target(session, schema, table, arrow, index=column)
-        previous = data.previous_partitions
-        fq = self._fq(schema, table)
-        if created or not previous:
-            # nothing recorded: the table may hold anything, so rewrite it whole
-            if not created:
-                session.execute(f"DELETE FROM {fq}")
-            stage, rows, columns = self._stage(session, schema, data.reader(), table)
-            self._insert_from(session, schema, table, stage, columns)
-            return SinkResult(rows, partitions=new)
-        session.commit()
+    def _upsert_error(self, exc: Exception, schema: str, table: str,
+                      key: list[str]) -> ConnectorError | None:
+        state = sqlstate_of(exc)
+        if state == "42P10":
+            return ConnectorError(
+                f"{self.label}: table {schema}.{table} has no unique index on "
+                f"({', '.join(key)}), which upsert needs",
+                path=self.config_path,
+                hint=f"CREATE UNIQUE INDEX ON {self._fq(schema, table)} "
+                f"({', '.join(ident(k, DIALECT) for k in key)})",
+            )
+        if state == "21000":
+            return ConnectorError(
+                f"{self.label}: node {self.config.from_!r} has several rows with the same "
+                f"key ({', '.join(key)})",
+                path=self.config_path,
+                hint="make the key unique in the transform, or change `key`",
+            )
+        return None
+
+    def _partition_match(self, session: PgSession, schema: str, table: str, column: str,
+                         arrow_type: pa.DataType) -> tuple[str, Callable[[str], Any]]:
+        # the partition's text cast to the column's type, as the table has it
         coltype = self._existing_columns(session, schema, table)[column]
-        match = f"{ident(column, DIALECT)} = CAST(\x00 AS {coltype})"
-        rows = 0
-        for value in sorted(new):
-            if previous.get(value) == new[value]:
-                continue
-            stage, n, columns = self._stage(session, schema,
-                                            data.partition_reader(column, value), table)
-            session.execute(f"DELETE FROM {fq} WHERE {match}", [value])
-            self._insert_from(session, schema, table, stage, columns)
-            session.commit()
-            rows += n
-        for value in sorted(set(previous) - set(new)):
-            session.execute(f"DELETE FROM {fq} WHERE {match}", [value])
-            session.commit()
-        return SinkResult(rows, partitions=new)
-
+        return f"{ident(column, DIALECT)} = CAST({PARAM} AS {coltype})", str

@@ -6,32 +6,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from headwater.connectors.base import (
-    SinkConfig,
-    SourceConfig,
-)
-from headwater.connectors.sql.common import (
-    ConnectionKeys,
-    SinkKeys,
-    SourceKeys,
-    check_table_name,
-    first_line,
-    is_transient_message,
-    redact,
-)
+from headwater.connectors.sql.common import first_line, is_transient_message, redact
+from headwater.connectors.sql.config import ConnectionKeys, SqlSinkConfig, SqlSourceConfig
 from headwater.core.config import resolve_env
 from headwater.errors import ConnectorError
 
-if TYPE_CHECKING:
-    pass
-
-from pydantic import field_validator
-
 DIALECT = "postgres"
 NAME_LIMIT = 63  # NAMEDATALEN - 1
-PARAM = "\x00"  # marks a bound parameter in our SQL; Postgres text cannot hold NUL
 
 
 # -- config ------------------------------------------------------------------------
@@ -42,23 +25,14 @@ class PostgresConnectionKeys(ConnectionKeys):
     application_name: str | None = None
 
 
-class PostgresSourceConfig(SourceConfig, PostgresConnectionKeys, SourceKeys):
+class PostgresSourceConfig(SqlSourceConfig, PostgresConnectionKeys):
     type: Literal["postgres"] = "postgres"
-
-    @field_validator("table")
-    @classmethod
-    def _table_name(cls, v: str | None) -> str | None:
-        return check_table_name(v, DIALECT)
+    dialect = DIALECT
 
 
-class PostgresSinkConfig(SinkConfig, PostgresConnectionKeys, SinkKeys):
+class PostgresSinkConfig(SqlSinkConfig, PostgresConnectionKeys):
     type: Literal["postgres"] = "postgres"
-
-    @field_validator("table")
-    @classmethod
-    def _table_name(cls, v: str) -> str:
-        check_table_name(v, DIALECT)
-        return v
+    dialect = DIALECT
 
 
 # -- connection parameters ------------------------------------------------------------

@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from headwater.connectors.sql.common import ident
-from headwater.connectors.sql.postgres_conn import DIALECT, PARAM, PgTarget
+from headwater.connectors.sql.common import PARAM, ident
+from headwater.connectors.sql.postgres_conn import DIALECT, PgTarget
 from headwater.errors import ConnectorError
 
 if TYPE_CHECKING:
@@ -323,6 +323,3 @@ def open_session(driver: str, target: PgTarget) -> PgSession:
             hint="pip install 'headwater[postgres]' (adbc-driver-postgresql and psycopg)",
         ) from None
     return PsycopgSession(target.conninfo)
-
-
-# cursor column types we know how to compare with a text value, and the cast to use
