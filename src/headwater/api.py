@@ -184,20 +184,16 @@ class Project:
                 for other in self.state.environments() if other != env
                 for p in self.state.published(other).values() if p.physical and p.data_fp
             },
+            file_digests=cache,
+            source_errors=errors,
         )
-        plan.file_digests = cache
-        plan.source_errors = errors
-        if preview:
-            self._preview_windows(plan, env)
-        return plan
+        return self._preview_windows(plan, env) if preview else plan
 
     def _preview_partitions(self, n: NodePlan, engine: Engine) -> str:
         from headwater.engines.base import META_SCHEMA
         from headwater.run.ingest import IngestResult
 
-        node = self.loaded.nodes[n.name]
-        config = getattr(node, "config", None)
-        connector = node.meta["connector"](node.name, config, self.root, node.path)
+        connector = self.loaded.source_connector(n.name)
         connector.hash_cache = self.state.file_hashes()
         current = dict(connector.partitions())
         stored = dict(engine.fetch(
@@ -209,41 +205,44 @@ class Project:
         return res.describe().replace("loaded", "load").replace("removed", "remove") or \
             "find no changed partition"
 
-    def _preview_windows(self, plan: Plan, env: str) -> None:
-        """Add to each incremental node's reason the windows it would process."""
+    def _preview_windows(self, plan: Plan, env: str) -> Plan:
+        """The plan with each incremental node's reason saying the windows it would
+        process (and each partitioned source's, the files it would read)."""
         from headwater.engines.duckdb import WarehouseBusyError
         from headwater.run.incremental import build_incremental
 
         todo = [n for n in plan.nodes if n.incremental and n.action == "run" and not n.rebuild]
         sources = [n for n in plan.nodes if n.kind == "source" and n.action == "run"
-                   and not n.rebuild and getattr(self.loaded.nodes[n.name].meta.get("connector"),
-                                                 "partitioned", False)]
+                   and not n.rebuild and self.loaded.partitioned(n.name)]
         if not todo and not sources:
-            return
-        waiting = [n for n in todo if n.pending]
-        for n in waiting:
-            n.reason += " (its windows are known once its upstreams are built)"
+            return plan
+        notes: dict[str, str] = {}
+        for n in todo:
+            if n.pending:
+                notes[n.name] = " (its windows are known once its upstreams are built)"
         ready = [n for n in todo if not n.pending]
-        if not (ready or sources) or not _warehouse_exists(self.make_engine()):
-            return
-        published = self.state.published(env)
-        try:
-            with self.reading() as engine:
-                for n in sources:
-                    n.reason += f": would {self._preview_partitions(n, engine)}"
+        if (ready or sources) and _warehouse_exists(self.make_engine()):
+            published = self.state.published(env)
+            try:
+                with self.reading() as engine:
+                    for n in sources:
+                        notes[n.name] = f": would {self._preview_partitions(n, engine)}"
+                    for n in ready:
+                        node = self.loaded.nodes[n.name]
+                        ups = {u: published[u].physical for u in self.graph.upstream[n.name]
+                               if u in published and published[u].physical}
+                        if not n.physical or not engine.exists(n.physical):
+                            continue
+                        out = build_incremental(
+                            node, engine, n.physical, ups,  # type: ignore[arg-type]
+                            n.upstream, lambda refs: "", rebuild=False, backfill=n.backfill,
+                            preview=True)
+                        notes[n.name] = f": would process {out.summary}"
+            except WarehouseBusyError:
                 for n in ready:
-                    node = self.loaded.nodes[n.name]
-                    ups = {u: published[u].physical for u in self.graph.upstream[n.name]
-                           if u in published and published[u].physical}
-                    if not n.physical or not engine.exists(n.physical):
-                        continue
-                    out = build_incremental(
-                        node, engine, n.physical, ups, n.upstream,  # type: ignore[arg-type]
-                        lambda refs: "", rebuild=False, backfill=n.backfill, preview=True)
-                    n.reason += f": would process {out.summary}"
-        except WarehouseBusyError:
-            for n in ready:
-                n.reason += " (windows unknown: a run is in progress)"
+                    notes[n.name] = " (windows unknown: a run is in progress)"
+        return plan.but(nodes=tuple(n.but(reason=n.reason + notes[n.name]) if n.name in notes
+                                    else n for n in plan.nodes))
 
     def run(
         self,

@@ -11,45 +11,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field
+from headwater.core.config import SinkConfig, SourceConfig
 
-from headwater.core.config import NodeConfig, PositiveSeconds, Seconds, TimeZoneName, WindowText
+__all__ = ["SinkConfig", "SinkConnector", "SourceConfig", "SourceConnector"]
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from headwater.connectors.filecache import FileDigests
     from headwater.engines.base import Engine
-
-
-class SourceConfig(NodeConfig):
-    """Base of every source connector's config: keys every source accepts."""
-
-    on_schema_change: Literal["evolve", "fail", "ignore"] = "evolve"
-    on_bad_rows: Literal["fail", "quarantine"] = "fail"
-    retries: int = Field(default=3, ge=0)
-    retry_delay: float = Field(default=1.0, ge=0)
-    # data quality checks on what was read, e.g. ["not_null(id) on_fail=quarantine"]
-    checks: list[str] = []
-    # Scheduling (headwater.schedule). Excluded from dumps, hence from the source's
-    # fingerprints: when a source may be read does not change what it holds.
-    window: WindowText | None = Field(default=None, exclude=True)
-    window_timezone: TimeZoneName | None = Field(default=None, exclude=True)
-    trigger: Literal["new_data"] | None = Field(default=None, exclude=True)
-    poll_interval: Seconds = Field(default=60.0, gt=0, exclude=True)
-    # how long one read may take ("10m"); excluded from fingerprints like the window
-    node_timeout: PositiveSeconds | None = Field(default=None, exclude=True)
-
-
-class SinkConfig(NodeConfig):
-    """Base of every sink connector's config; ``from`` names the node to write."""
-
-    from_: str = Field(alias="from")
-    retries: int = Field(default=2, ge=0)
-    retry_delay: float = Field(default=1.0, ge=0)
-    node_timeout: PositiveSeconds | None = Field(default=None, exclude=True)
 
 
 class SourceConnector(ABC):
@@ -88,11 +60,17 @@ class SourceConnector(ABC):
     @property
     def cursor_column(self) -> str | None:
         """The column that makes this source incremental, or None for full loads."""
-        return getattr(self.config, "cursor", None)
+        return self.config.cursor_column
 
     def partitions(self) -> list[tuple[str, str]]:
         """(partition key, content digest) pairs, for ``partitioned`` connectors."""
         raise NotImplementedError
+
+    @property
+    def keeps_vanished(self) -> bool:
+        """Whether the rows of a partition that disappeared stay loaded (partitioned
+        connectors; default: they go, as a clean build would have them)."""
+        return False
 
     def rejects(self) -> pa.Table | None:
         """Rows the last ``read`` could not parse (``on_bad_rows = "quarantine"``).

@@ -11,10 +11,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterator, Mapping
 from importlib.metadata import entry_points
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from headwater.connectors.base import SinkConnector, SourceConnector
 from headwater.errors import HeadwaterError
+
+if TYPE_CHECKING:
+    from headwater.core.nodes import SinkNode, SourceNode
 
 ENTRY_POINT_GROUP = "headwater.connectors"
 
@@ -101,3 +105,13 @@ def source_types() -> Mapping[str, type[SourceConnector]]:
 
 def sink_types() -> Mapping[str, type[SinkConnector]]:
     return _Types(_BUILTIN_SINKS, _SINKS)
+
+
+def source_connector(node: SourceNode, root: Path) -> SourceConnector:
+    """A connector reading source ``node`` (cheap: nothing connects before a read)."""
+    return source_types()[node.config.type](node.name, node.config, root, node.path)
+
+
+def sink_connector(node: SinkNode, root: Path) -> SinkConnector:
+    """A connector writing sink ``node``."""
+    return sink_types()[node.config.type](node.name, node.config, root, node.path)

@@ -175,6 +175,46 @@ class NodeConfig(StrictModel):
     tags: list[str] = []
 
 
+class SourceConfig(NodeConfig):
+    """Base of every source connector's config: keys every source accepts."""
+
+    on_schema_change: Literal["evolve", "fail", "ignore"] = "evolve"
+    on_bad_rows: Literal["fail", "quarantine"] = "fail"
+    retries: int = Field(default=3, ge=0)
+    retry_delay: float = Field(default=1.0, ge=0)
+    # data quality checks on what was read, e.g. ["not_null(id) on_fail=quarantine"]
+    checks: list[str] = []
+    # Scheduling (headwater.schedule). Excluded from dumps, hence from the source's
+    # fingerprints: when a source may be read does not change what it holds.
+    window: WindowText | None = Field(default=None, exclude=True)
+    window_timezone: TimeZoneName | None = Field(default=None, exclude=True)
+    trigger: Literal["new_data"] | None = Field(default=None, exclude=True)
+    poll_interval: Seconds = Field(default=60.0, gt=0, exclude=True)
+    # how long one read may take ("10m"); excluded from fingerprints like the window
+    node_timeout: PositiveSeconds | None = Field(default=None, exclude=True)
+
+    @property
+    def cursor_column(self) -> str | None:
+        """The column incremental reads go past (connectors that have one declare a
+        ``cursor`` key); None: the source is read whole or by partition."""
+        cursor = self.__dict__.get("cursor")
+        return cursor if isinstance(cursor, str) else None
+
+    @property
+    def declared_columns(self) -> dict[str, str]:
+        """Column types the config declares (files: ``columns = {...}``), else none."""
+        return {}
+
+
+class SinkConfig(NodeConfig):
+    """Base of every sink connector's config; ``from`` names the node to write."""
+
+    from_: str = Field(alias="from")
+    retries: int = Field(default=2, ge=0)
+    retry_delay: float = Field(default=1.0, ge=0)
+    node_timeout: PositiveSeconds | None = Field(default=None, exclude=True)
+
+
 def key_position(text: str, key: str) -> tuple[int, int] | tuple[None, None]:
     """1-based (line, column) where ``key = ...`` is set in a TOML text, if found."""
     pattern = re.compile(rf"^([ \t]*)[\"']?{re.escape(key)}[\"']?\s*=", re.MULTILINE)

@@ -1,10 +1,20 @@
-"""The typed nodes a project is made of: sources, SQL and Python transforms, sinks."""
+"""The typed nodes a project is made of: sources, SQL and Python transforms, sinks.
+
+Immutable definitions (like Dagster's ``AssetSpec`` records): the loader makes them and
+nothing changes them afterwards; a changed definition is a new record
+(``dataclasses.replace``). Checks, incremental specs and connector configuration are
+typed fields.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from headwater.core.checks import CheckSpec
+from headwater.core.config import SinkConfig, SourceConfig
+from headwater.core.incremental import IncrementalSpec
 
 NodeKind = Literal["source", "sql", "python", "sink"]
 
@@ -24,7 +34,19 @@ class Ref:
     column: int | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
+class CustomCheck:
+    """A ``checks/NAME.sql`` file: a SELECT returning failing rows."""
+
+    name: str
+    path: Path
+    sql: str
+    refs: tuple[str, ...]
+    severity: str = "error"
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class Node:
     """One vertex of the project graph.
 
@@ -41,9 +63,10 @@ class Node:
     refs: tuple[Ref, ...] = ()
     code_fp: str = ""
     materialized: Literal["table", "view"] = "table"
-    meta: dict[str, Any] = field(default_factory=dict)
-    checks: tuple[Any, ...] = ()  # headwater.core.checks.CheckSpec
-    incremental: Any = None  # headwater.core.incremental.IncrementalSpec
+    checks: tuple[CheckSpec, ...] = ()
+    # checks/*.sql files that run with this node (the last, in build order, they read)
+    custom_checks: tuple[CustomCheck, ...] = ()
+    incremental: IncrementalSpec | None = None
     lookback: dict[str, Any] | None = None
     # seconds a build may take before it is stopped (@timeout, node_timeout); None: no limit
     timeout: float | None = None
@@ -58,35 +81,58 @@ class Node:
         return self.kind != "sink"
 
 
-@dataclass
+@dataclass(frozen=True)
 class SourceNode(Node):
-    config: Any = None  # the connector's pydantic model
+    # the connector's own pydantic model (its ``type`` names the connector class, which
+    # ``LoadedProject.source_connector`` instantiates)
+    config: SourceConfig = field(kw_only=True)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SqlNode(Node):
     sql: str = ""  # the SELECT as written (comments included)
+    annotations: dict[str, Any] = field(default_factory=dict)  # ``-- @key: value`` lines
+    template: RenderTemplate | None = None  # the SELECT in DuckDB's dialect, refs as slots
 
 
-@dataclass
+@dataclass(frozen=True)
 class PythonNode(Node):
     function: str = ""
     params: tuple[str, ...] = ()
     param_types: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(frozen=True)
 class SinkNode(Node):
-    config: Any = None
+    config: SinkConfig = field(kw_only=True)
 
 
-@dataclass
-class CustomCheck:
-    """A ``checks/NAME.sql`` file: a SELECT returning failing rows."""
+SLOT = "__hw_ref_{}__"
 
-    name: str
-    path: Path
+
+@dataclass(frozen=True)
+class RenderTemplate:
+    """A transform's SELECT rendered once (at parse time, cached with the analysis) with
+    a slot where each node reference goes: a run fills the slots with physical table
+    SQL by plain text substitution, without parsing the SQL again (or importing sqlglot)."""
+
     sql: str
-    refs: tuple[str, ...]
-    severity: str = "error"
-    description: str = ""
+    names: tuple[str, ...]  # slot i holds the reference to names[i]
+    dialect: str  # of ``sql``
+
+    def to_json(self) -> list[Any]:
+        return [self.sql, list(self.names), self.dialect]
+
+    @classmethod
+    def from_json(cls, data: list[Any]) -> RenderTemplate:
+        return cls(data[0], tuple(data[1]), data[2])
+
+    def fill(self, tables: dict[str, str]) -> str | None:
+        """The SQL with every slot replaced by ``tables[name]`` (SQL text); None when a
+        name has no table (then render with :func:`render_for_engine`)."""
+        if not set(self.names) <= set(tables):
+            return None
+        out = self.sql
+        for i, name in enumerate(self.names):
+            out = out.replace(SLOT.format(i), tables[name])
+        return out

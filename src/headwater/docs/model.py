@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from headwater.core.nodes import Node, SourceNode, SqlNode
+
 if TYPE_CHECKING:
     from headwater.lineage.columns import NodeLineage, ProjectLineage
     from headwater.load.loader import LoadedProject
@@ -97,7 +99,7 @@ def gather(
             upstream=list(graph.upstream[name]),
             downstream=sorted(graph.downstream.get(name, [])),
             materialized=node.materialized if node.kind in ("sql", "python") else None,
-            owner=(node.meta.get("annotations") or {}).get("owner"),
+            owner=node.annotations.get("owner") if isinstance(node, SqlNode) else None,
             table=tables.get(name),
             problems=list(lineages[name].problems),
         )
@@ -112,7 +114,7 @@ def gather(
     if state is not None:
         recent = [r for r in state.runs(limit=RUN_HISTORY) if r.get("env") == env]
         last = recent[0] if recent else None
-    return SiteDoc(project.config.name, getattr(project.config, "description", ""), env,
+    return SiteDoc(project.config.name, project.config.description, env,
                    generated_at, nodes, last)
 
 
@@ -124,8 +126,8 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def _code(node: Any) -> tuple[str, str]:
-    if node.kind == "sql":
-        return getattr(node, "sql", ""), "sql"
+    if isinstance(node, SqlNode):
+        return node.sql, "sql"
     if node.kind == "python":
         try:
             return node.path.read_text("utf-8-sig"), "python"
@@ -182,19 +184,18 @@ def _checks(state: StateStore | None, env: str) -> dict[str, list[dict[str, Any]
         return {}
 
 
-def _node_checks(node: Any, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _node_checks(node: Node, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Declared checks with their latest result; results of undeclared checks too."""
     by_name = {r.get("check"): r for r in results}
     out = []
-    declared = list(getattr(node, "checks", ()) or ())
-    declared += list(getattr(getattr(node, "config", None), "checks", None) or ())
-    for spec in declared:
-        name = getattr(spec, "name", None) or str(spec)
-        severity = getattr(spec, "severity", "error")
+    declared = [(spec.name, spec.severity) for spec in node.checks]
+    if isinstance(node, SourceNode):  # as written in its TOML too
+        declared += [(text, "error") for text in node.config.checks]
+    for name, severity in declared:
         r = by_name.pop(name, None)
         out.append(_check_row(name, severity, r))
-    for name, r in by_name.items():
-        out.append(_check_row(str(name), r.get("severity", "error"), r))
+    for other, r in by_name.items():
+        out.append(_check_row(str(other), r.get("severity", "error"), r))
     return out
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from headwater.core.config import OpenLineageSettings
+from headwater.core.nodes import SinkNode, SourceNode, SqlNode
 
 if TYPE_CHECKING:
     from headwater.lineage.columns import ProjectLineage
@@ -356,8 +357,8 @@ class OpenLineageEmitter:
         job_facets: dict[str, Any] = {"jobType": _facet("jobType", {
             "processingType": "BATCH", "integration": "HEADWATER",
             "jobType": {"source": "INGESTION", "sink": "EXPORT"}.get(node.kind, "TASK")})}
-        if node.kind == "sql":
-            job_facets["sql"] = _facet("sql", {"query": getattr(node, "sql", ""),
+        if isinstance(node, SqlNode):
+            job_facets["sql"] = _facet("sql", {"query": node.sql,
                                                "dialect": self.project.config.dialect})
         if node.description:
             job_facets["documentation"] = _facet("documentation",
@@ -453,10 +454,13 @@ def _external(node: Any, root: Path) -> dict[str, Any]:
     connectors by their type and the node name, never by a connection string,
     which could hold a secret.
     """
-    config = getattr(node, "config", None)
-    kind = str(getattr(config, "type", "external"))
-    path = getattr(config, "path", None)
-    if kind == "files" and isinstance(path, str) and "${" not in path:
+    from headwater.connectors.files.sink import FilesSinkConfig
+    from headwater.connectors.files.source import FilesSourceConfig
+
+    config = node.config if isinstance(node, SourceNode | SinkNode) else None
+    kind = config.type if config is not None else "external"
+    path = config.path if isinstance(config, FilesSourceConfig | FilesSinkConfig) else None
+    if path is not None and "${" not in path:
         full = Path(path) if Path(path).is_absolute() else root / path
         return {"namespace": "file", "name": str(full), "facets": {}}
     return {"namespace": f"{kind}://{node.name}", "name": node.name, "facets": {}}

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from headwater.core.nodes import Node, SourceNode, SqlNode
 from headwater.errors import SelectionError, did_you_mean
 from headwater.lineage.sql import IDENTITY, TRANSFORMATION, SqlLineage, sql_lineage
 
@@ -374,7 +375,7 @@ class ProjectLineage:
 
     def _sql_job(self, name: str) -> tuple[str, _Job]:
         node = self.project.nodes[name]
-        sql: str = getattr(node, "sql", "")
+        sql = node.sql if isinstance(node, SqlNode) else ""
         dialect = self.project.config.dialect
         schemas = self._input_schemas(name)
         output = [c for c, _ in self.built[name]] if name in self.built else None
@@ -593,11 +594,11 @@ def _tree_item(node: str, kind: str, column: str, ctype: str | None,
     return item
 
 
-def _configured_columns(node: Any) -> Schema:
-    cols = getattr(getattr(node, "config", None), "columns", None)
-    if isinstance(cols, dict):
-        return [(str(k), str(v)) for k, v in cols.items()]
-    return []
+def _configured_columns(node: Node) -> Schema:
+    """Column types a source's config declares (a CSV's ``columns = {...}``)."""
+    if not isinstance(node, SourceNode):
+        return []
+    return [(str(k), str(v)) for k, v in node.config.declared_columns.items()]
 
 
 def _key(*parts: Any) -> str:

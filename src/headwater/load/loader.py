@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from headwater.core.config import (
     ProjectConfig,
@@ -29,6 +29,10 @@ from headwater.core.nodes import (
     SourceNode,
     SqlNode,
 )
+
+if TYPE_CHECKING:
+    from headwater.connectors.base import SourceConnector
+
 from headwater.errors import (
     CycleError,
     ProjectError,
@@ -67,6 +71,21 @@ class LoadedProject:
 
     def kinds(self) -> dict[str, str]:
         return {n: node.kind for n, node in self.nodes.items()}
+
+    def source_connector(self, name: str) -> SourceConnector:
+        """A connector reading source ``name`` (cheap: nothing connects before a read)."""
+        from headwater.connectors.registry import source_connector
+
+        node = self.nodes[name]
+        assert isinstance(node, SourceNode), f"{name} is no source"
+        return source_connector(node, self.root)
+
+    def partitioned(self, name: str) -> bool:
+        """Whether source ``name`` is read per partition (files): see SourceConnector."""
+        from headwater.connectors.registry import source_types
+
+        node = self.nodes[name]
+        return isinstance(node, SourceNode) and source_types()[node.config.type].partitioned
 
 
 def find_root(start: Path) -> Path:
@@ -237,7 +256,6 @@ def _load_source(path: Path, root: Path) -> SourceNode:
         tags=tuple(config.tags),
         code_fp=fp,
         config=config,
-        meta={"connector": connector_cls},
         checks=checks,
         timeout=config.node_timeout,
     )
@@ -279,7 +297,6 @@ def _load_sink(path: Path, root: Path) -> SinkNode:
         refs=(Ref(config.from_, line, col),),
         code_fp=fp,
         config=config,
-        meta={"connector": connector_cls},
         timeout=config.node_timeout,
     )
 
@@ -346,7 +363,8 @@ def _load_transform(
             refs=tuple(refs),
             code_fp=analysis.code_fp,
             materialized=annotations.get("materialized", "table"),
-            meta={"annotations": annotations, "template": analysis.template},
+            annotations=annotations,
+            template=analysis.template,
             sql=text,
             checks=checks,
             incremental=incremental,
@@ -412,7 +430,8 @@ def _attach_custom_checks(
                 "a check is a SELECT over project tables returning the failing rows",
             )
         owner = max(check.refs, key=lambda r: position[r])
-        nodes[owner].meta.setdefault("custom_checks", []).append(check)
+        nodes[owner] = replace(nodes[owner],
+                               custom_checks=(*nodes[owner].custom_checks, check))
 
 
 def _check_config_names(config: ProjectConfig, nodes: dict[str, Node], path: Path,

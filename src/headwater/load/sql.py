@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from headwater.core.nodes import ANNOTATION_KEYS, REPEATABLE_KEYS
+from headwater.core.nodes import ANNOTATION_KEYS, REPEATABLE_KEYS, SLOT, RenderTemplate, SqlNode
 from headwater.errors import ParseError, ProjectError, caret_snippet, did_you_mean, line_col
 
 _ANNOTATION = re.compile(r"^--\s*@([A-Za-z_][\w-]*)\s*:?\s*(.*?)\s*$")
@@ -55,37 +55,6 @@ class SqlAnalysis:
             code_fp=data["code_fp"],
             template=RenderTemplate.from_json(template) if template else None,
         )
-
-
-SLOT = "__hw_ref_{}__"
-
-
-@dataclass(frozen=True)
-class RenderTemplate:
-    """A transform's SELECT rendered once (at parse time, cached with the analysis) with
-    a slot where each node reference goes: a run fills the slots with physical table
-    SQL by plain text substitution, without parsing the SQL again (or importing sqlglot)."""
-
-    sql: str
-    names: tuple[str, ...]  # slot i holds the reference to names[i]
-    dialect: str  # of ``sql``
-
-    def to_json(self) -> list[Any]:
-        return [self.sql, list(self.names), self.dialect]
-
-    @classmethod
-    def from_json(cls, data: list[Any]) -> RenderTemplate:
-        return cls(data[0], tuple(data[1]), data[2])
-
-    def fill(self, tables: dict[str, str]) -> str | None:
-        """The SQL with every slot replaced by ``tables[name]`` (SQL text); None when a
-        name has no table (then render with :func:`render_for_engine`)."""
-        if not set(self.names) <= set(tables):
-            return None
-        out = self.sql
-        for i, name in enumerate(self.names):
-            out = out.replace(SLOT.format(i), tables[name])
-        return out
 
 
 def make_template(tree: Any, text: str, engine_dialect: str = "duckdb") -> RenderTemplate | None:
@@ -491,11 +460,11 @@ def _strip_comments(text: str) -> str:
     return "\n".join(line.split("--", 1)[0] for line in text.splitlines())
 
 
-def render_sql(node: Any, dialect: str, tables: dict[str, str], engine_dialect: str) -> str:
+def render_sql(node: SqlNode, dialect: str, tables: dict[str, str], engine_dialect: str) -> str:
     """A SQL node's SELECT with its references replaced by ``tables`` (name -> SQL text in
     ``engine_dialect``: a table or a parenthesised query). Fills the node's cached
     :class:`RenderTemplate` when it has one for that dialect; else renders with sqlglot."""
-    template = node.meta.get("template")
+    template = node.template
     if template is not None and template.dialect == engine_dialect:
         filled: str | None = template.fill(tables)
         if filled is not None:

@@ -25,10 +25,10 @@ def source_window(project: LoadedProject, name: str) -> tuple[str, str] | None:
     node = project.nodes.get(name)
     if not isinstance(node, SourceNode):
         return None
-    window: str | None = getattr(node.config, "window", None)
+    window = node.config.window
     if not window:
         return None
-    tz: str = getattr(node.config, "window_timezone", None) or project.config.timezone
+    tz = node.config.window_timezone or project.config.timezone
     return window, tz
 
 

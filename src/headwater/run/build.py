@@ -146,7 +146,7 @@ def verify_checks(
 ) -> list[Any]:
     """Run the node's checks on its new physical table; raise CheckFailedError if an
     error-severity check fails (warnings pass through in the returned results)."""
-    customs = node.meta.get("custom_checks", [])
+    customs = node.custom_checks
     if not node.checks and not customs:
         return []
     from headwater.core.checks import CheckSpec
@@ -305,13 +305,14 @@ def _write_sink(
     node: SinkNode, engine: Engine, up: Mapping[str, str], root: Path, previous: dict[str, str]
 ) -> SinkResult:
     from headwater.connectors.base import SinkInput
+    from headwater.connectors.registry import sink_connector
 
-    connector = node.meta["connector"](node.name, node.config, root, node.path)
+    connector = sink_connector(node, root)
     data = SinkInput(engine, up[node.config.from_], node.config.from_, dict(previous))
 
     def attempt() -> SinkResult:
         try:
-            return connector.write(data)  # type: ignore[no-any-return]
+            return connector.write(data)
         except HeadwaterError:
             raise
         except Exception as exc:

@@ -58,7 +58,8 @@ def build_incremental(
     ``verify(scope)`` runs inside the transaction after the rows changed (``scope``: a
     condition selecting the rows just written, or None for all); raising rolls back.
     """
-    spec: IncrementalSpec = node.incremental
+    spec = node.incremental
+    assert spec is not None, f"{node.name} is not incremental"
     in_col = spec.input_column
     described = {u: dict(engine.columns(p)) for u, p in upstream_physical.items()}
     columns = {u: list(cols) for u, cols in described.items()}
@@ -120,7 +121,8 @@ def decide_windows(
 ) -> tuple[dict[str, str], set[str], set[str], str]:
     """(input fingerprint per window, windows to process, windows gone, why) — reads only
     the warehouse (``preview``: never writes, not even what it counted)."""
-    spec: IncrementalSpec = node.incremental
+    spec = node.incremental
+    assert spec is not None, f"{node.name} is not incremental"
     grain = spec.grain or "day"
     current: dict[str, str] = {}
     for u in sorted(windowed):

@@ -259,7 +259,7 @@ def _ingest_partitions(
     stored = dict(engine.fetch(f"SELECT part, digest FROM {meta} WHERE physical = ?",
                                [physical])) if exists else {}
     changed = sorted(p for p, d in current.items() if stored.get(p) != d)
-    keep = getattr(node.config, "deleted_files", "remove") == "keep"
+    keep = connector.keeps_vanished
     vanished = [] if keep else sorted(p for p in stored if p not in current)
     redo = changed + vanished
 
@@ -365,7 +365,9 @@ def ingest(
     ``hash_cache``: file digests by path, as planning left them, so
     that only new or touched files are read to be hashed again.
     """
-    connector = node.meta["connector"](node.name, node.config, root, node.path)
+    from headwater.connectors.registry import source_connector
+
+    connector = source_connector(node, root)
     connector.hash_cache = hash_cache
     cursor = connector.cursor_column
     result = IngestResult()

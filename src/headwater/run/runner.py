@@ -19,14 +19,15 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from headwater.core.fingerprint import combine, physical_name
-from headwater.core.nodes import SourceNode
+from headwater.core.nodes import SourceNode, SqlNode
 from headwater.core.workers import Workers
 from headwater.engines.base import Engine
 from headwater.engines.base import quote_ident as _q
 from headwater.engines.versioning import parse_snapshot, rows_versioned, same_projection
 from headwater.errors import HeadwaterError, display_path
 from headwater.load.loader import LoadedProject
-from headwater.plan.planner import NodePlan, Plan, appendable, reuse_reason, shared_snapshot
+from headwater.plan.deciders import is_appendable, reuse_reason, shared_snapshot
+from headwater.plan.model import NodePlan, Plan
 from headwater.state.store import PhysicalInfo, Published, StateStore, now
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ class NullReporter:
         pass
 
 
-def _selects_star(node: Any, dialect: str) -> bool:
+def _selects_star(node: SqlNode, dialect: str) -> bool:
     """Whether a SQL node's output lists ``*`` (or ``t.*``): its columns follow its inputs'."""
     import sqlglot
     from sqlglot import exp
@@ -183,6 +184,9 @@ class Runner:
             n.kind == "source" and n.action == "run" for n in plan.nodes) else None)
         self._records: list[dict[str, Any]] = []
         self.identities = dict(plan.identities)
+        # what the runner decided beyond the plan: pending nodes settled once their
+        # upstreams were built, versions written (the plan itself never changes)
+        self.settled: dict[str, NodePlan] = {}
         results: dict[str, NodeResult] = {}
         status = "failed"
         # a --select'ed run changes only what it selected; a full run also stops
@@ -264,7 +268,7 @@ class Runner:
                     if len(running) >= self.threads:  # built when a thread is free: its
                         ready.appendleft(name)        # timeout counts from its start
                         break
-                    self._settle(np)
+                    np = self._settle(np)
                     if np.action in ("skip", "publish"):
                         if np.action == "publish":
                             self._publish(np, None)
@@ -325,55 +329,57 @@ class Runner:
                   " nothing of it was published\nhint: make it faster, or raise the timeout"),
             at)
 
-    def _settle(self, np: NodePlan) -> None:
-        """Fix the fingerprint of a node whose upstreams were built in this run."""
+    def _settle(self, np: NodePlan) -> NodePlan:
+        """The decision for a node whose upstreams were built in this run, now that their
+        content is known (a new record, kept in :attr:`settled`; the plan stays as made)."""
         if not np.pending:
-            return
+            return np
+        settled = self._settled(np)
+        self.settled[np.name] = settled
+        return settled
+
+    def _settled(self, np: NodePlan) -> NodePlan:
         node = self.project.nodes[np.name]
         ups = self.project.graph.upstream[np.name]
         upstream = {u: self.identities.get(u, "") for u in ups}
+        rebuilt = [u for u in ups if self._results.get(u) and self._results[u].status == "executed"]
         if np.incremental:
             pub = self.published.get(np.name)
-            np.upstream, np.pending = upstream, False
-            rebuilt = [u for u in ups
-                       if self._results.get(u) and self._results[u].status == "executed"]
+            np = np.but(upstream=upstream, pending=False)
             if np.rebuild or np.backfill:
-                return
+                return np
             if (pub is not None and pub.fingerprint == np.fingerprint
                     and pub.upstream == upstream and pub.physical in self.physical_info):
-                np.action, np.physical = "skip", pub.physical
-                np.reason = (f"upstream {rebuilt[0]} rebuilt, output unchanged" if rebuilt
-                             else "up to date")
-                return
+                return np.but(action="skip", physical=pub.physical, reason=(
+                    f"upstream {rebuilt[0]} rebuilt, output unchanged" if rebuilt
+                    else "up to date"))
             shared = shared_snapshot(np.name, np.fingerprint or "", self.physical_info,
                                      "inputs", upstream)
             if shared is not None:
-                np.action, np.physical = "publish", shared
-                np.reason = reuse_reason(self.physical_info[shared], "same code and inputs")
-            return
+                return np.but(action="publish", physical=shared, reason=reuse_reason(
+                    self.physical_info[shared], "same code and inputs"))
+            return np
         fp = combine(node.kind, node.code_fp, upstream, np.data_fp or "")
-        np.fingerprint, np.upstream, np.pending = fp, upstream, False
-        np.physical = None if node.kind == "sink" else physical_name(np.name, fp)
+        np = np.but(fingerprint=fp, upstream=upstream, pending=False,
+                    physical=None if node.kind == "sink" else physical_name(np.name, fp))
         if np.forced:
-            return  # --full-refresh: built whatever the fingerprints say
+            return np  # --full-refresh: built whatever the fingerprints say
         pub = self.published.get(np.name)
         changed = [u for u in ups if pub is None or pub.upstream.get(u) != upstream[u]]
-        rebuilt = [u for u in ups if self._results.get(u) and self._results[u].status == "executed"]
         if pub is not None and pub.fingerprint == fp:
-            np.action = "skip"
-            np.reason = (
-                f"upstream {rebuilt[0]} rebuilt, output unchanged" if rebuilt else "up to date"
-            )
-        elif np.physical and np.physical in self.physical_info:
-            np.action = "publish"
-            np.reason = "reusing an earlier build (same code and inputs)"
-        elif pub is not None and changed and self._reads_nothing_changed(np.name, pub, changed):
+            return np.but(action="skip", reason=(
+                f"upstream {rebuilt[0]} rebuilt, output unchanged" if rebuilt else "up to date"))
+        if np.physical and np.physical in self.physical_info:
+            return np.but(action="publish",
+                          reason="reusing an earlier build (same code and inputs)")
+        if pub is not None and changed and self._reads_nothing_changed(np.name, pub, changed):
             # the upstream changed only in columns this node does not read: its current
             # table stays, now under the new fingerprint
-            np.action, np.physical = "publish", pub.physical
-            np.reason = f"reads none of the changed columns of {', '.join(changed)}"
-        elif changed:
-            np.reason = f"upstream {changed[0]} changed"
+            return np.but(action="publish", physical=pub.physical,
+                          reason=f"reads none of the changed columns of {', '.join(changed)}")
+        if changed:
+            return np.but(reason=f"upstream {changed[0]} changed")
+        return np
 
     def _reads_nothing_changed(self, name: str, pub: Published, changed: list[str]) -> bool:
         """Whether ``name`` reads the same values as before from every changed upstream.
@@ -383,7 +389,8 @@ class Runner:
         columns inside the engine. Any doubt means False: the node runs.
         """
         node = self.project.nodes[name]
-        if node.kind != "sql" or not pub.physical or pub.physical not in self.physical_info:
+        if (not isinstance(node, SqlNode) or not pub.physical
+                or pub.physical not in self.physical_info):
             return False
         if pub.code_fp != node.code_fp:
             return False  # its own code changed: what it published was made by other code
@@ -440,10 +447,11 @@ class Runner:
         node = self.project.nodes.get(info.node) if info else None
         if info is None or node is None or info.meta.get("role") == "base" or depth > 50:
             return False
-        if getattr(node, "incremental", None) is not None or (
-                isinstance(node, SourceNode) and appendable(node)):
+        if node.incremental is not None or (
+                isinstance(node, SourceNode)
+                and is_appendable(node, self.project.partitioned(node.name))):
             return False  # an in-place table an older Headwater published itself
-        if getattr(node, "materialized", None) == "view":
+        if node.materialized == "view":
             reads = info.meta.get("reads")
             return reads is not None and all(self._immutable(r, depth + 1) for r in reads)
         return True
@@ -555,7 +563,8 @@ class Runner:
             return
         if outcome.snapshot is not None and outcome.snapshot != np.physical:
             self._record_base(np, outcome)
-            np.physical = outcome.snapshot  # environments publish versions, never the base
+            np = np.but(physical=outcome.snapshot)  # environments publish versions, never
+            self.settled[np.name] = np              # the base
         if np.physical is not None and outcome.stats is not None:
             meta = self._meta(np, outcome)
             at = self.state.record_physical(
@@ -620,7 +629,7 @@ class Runner:
                 meta["data_fp"] = np.data_fp
             else:
                 meta["inputs"] = dict(np.upstream)
-        if getattr(node, "materialized", None) == "view":
+        if node.materialized == "view":
             meta["reads"] = sorted({self.physical_of[u] for u in self.project.graph.upstream[
                 np.name] if u in self.physical_of})
         return meta

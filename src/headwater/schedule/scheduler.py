@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 from headwater.core.clock import Clock, SystemClock
 from headwater.core.config import ScheduleConfig
 from headwater.core.cron import Cron
+from headwater.core.nodes import SourceNode
 from headwater.core.timeutil import format_duration, utc, zone
 from headwater.core.windows import window_status
 from headwater.errors import HeadwaterError, LockedError, ProjectError, did_you_mean
@@ -160,8 +161,8 @@ class Scheduler:
             Schedule.from_config(cfg, i, self.config.timezone)
             for i, cfg in enumerate(self.config.schedules)
         ]
-        self.sensors = [n for n, node in loaded.nodes.items() if node.kind == "source"
-                        and getattr(getattr(node, "config", None), "trigger", None) == "new_data"]
+        self.sensors = [n for n, node in loaded.nodes.items() if isinstance(node, SourceNode)
+                        and node.config.trigger == "new_data"]
         self.ledger = Ledger.load(project.state_dir / "schedule.json" if remember else None)
         self.notifier = notifier if notifier is not None else self._make_notifier()
         self.retries: list[Job] = []
@@ -406,7 +407,7 @@ class Scheduler:
         node = loaded.nodes.get(source)
         if node is None:
             return None
-        interval = float(getattr(getattr(node, "config", None), "poll_interval", 60.0))
+        interval = node.config.poll_interval if isinstance(node, SourceNode) else 60.0
         self.next_poll[source] = now + timedelta(seconds=interval)
         w = source_window(loaded, source)
         if w is not None:
@@ -698,9 +699,8 @@ def describe(
         w = source_window(loaded, name)
         if w is not None:
             windows.append({"source": name, **window_status(w[0], w[1], now).to_json()})
-        config = getattr(node, "config", None)
-        if getattr(config, "trigger", None) == "new_data":
-            sensors.append({"source": name, "poll_interval": getattr(config, "poll_interval", 60),
+        if isinstance(node, SourceNode) and node.config.trigger == "new_data":
+            sensors.append({"source": name, "poll_interval": node.config.poll_interval,
                             "window": w[0] if w else None})
     return {
         "project": cfg.name, "now": utc(now).isoformat(), "schedules": schedules,

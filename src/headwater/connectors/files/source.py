@@ -135,12 +135,20 @@ class FilesSourceConfig(SourceConfig, S3Settings):
     # landing folder that is cleaned up after files were read)
     deleted_files: Literal["remove", "keep"] = "remove"
 
+    @property
+    def declared_columns(self) -> dict[str, str]:
+        return dict(self.columns)
+
 
 class FilesSource(SourceConnector):
     type = "files"
     partitioned = True
     Config = FilesSourceConfig
     config: FilesSourceConfig
+
+    @property
+    def keeps_vanished(self) -> bool:
+        return self.config.deleted_files == "keep"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
