@@ -13,6 +13,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 # re-exported: connectors and third-party engines import quoting from here
@@ -44,13 +46,43 @@ class TableStats:
     columns: list[tuple[str, str]]
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine does beyond the abstract interface: callers ask this record, never
+    probe for attributes. Each flag names the base method it enables, whose default
+    otherwise does nothing or raises.
+
+    >>> DuckDBEngine.capabilities.versioned_rows  # doctest: +SKIP
+    True
+    """
+
+    # in-place tables keep row versions: each row is stamped with the version that added
+    # it, replaced rows move to an archive, snapshots are views (headwater.engines.versioning)
+    versioned_rows: bool = False
+    # ``snapshot_table`` freezes a table's current version cheaply (Spark: a copy of its
+    # segment list): in-place tables are versioned that way instead
+    snapshots: bool = False
+    # keeps additive per-window/per-file sums in ``_hw_meta.window_stats``
+    # (headwater.engines.window_stats); may depend on the warehouse (an older one has none)
+    window_stats: bool = False
+    # ``interrupt`` stops the queries in progress from another thread
+    interrupt: bool = False
+    # the frame type (headwater.run.frames kind) Python transforms get from ``frame``
+    # without a round trip through Arrow: "duckdb" (a relation), "spark" (a DataFrame)
+    frame: str | None = None
+    # ``build_frame`` takes such a frame back as a transform's result
+    builds_frames: bool = False
+
+
 class Engine(ABC):
     """One warehouse. Methods may be called from worker threads."""
 
     name: ClassVar[str]
     dialect: ClassVar[str]  # sqlglot dialect the engine executes
-    # whether it keeps additive per-window/per-file sums (headwater.engines.window_stats)
-    window_stats: bool = False
+    # what it can do (an engine may set its own per instance, e.g. after ``open``)
+    capabilities: Capabilities = Capabilities()
+    # the file (or catalog file) the warehouse lives in; None: not on this machine
+    path: Path | None = None
 
     @abstractmethod
     def open(self, *, read_only: bool = False) -> None: ...
@@ -60,6 +92,29 @@ class Engine(ABC):
 
     def interrupt_thread(self, ident: int) -> None:  # noqa: B027 - optional, no-op default
         """Stop the queries thread ``ident`` is running (its node ran past its timeout)."""
+
+    def interrupt(self) -> None:  # noqa: B027 - optional (capabilities.interrupt)
+        """Stop the queries in progress on every connection (called from another thread)."""
+
+    def snapshot_table(self, physical: str, name: str) -> None:
+        """Make ``name`` an immutable copy of ``physical``'s current version
+        (``capabilities.snapshots``)."""
+        raise NotImplementedError(f"the {self.name} engine cannot snapshot tables")
+
+    def frame(self, physical: str) -> Any:
+        """A physical table as the engine's own frame type (``capabilities.frame``)."""
+        raise NotImplementedError(f"the {self.name} engine has no native frames")
+
+    def build_frame(self, physical: str, frame: Any) -> None:
+        """Create ``physical`` from a native frame (``capabilities.builds_frames``)."""
+        raise NotImplementedError(f"the {self.name} engine cannot build from frames")
+
+    @cached_property
+    def version_heads(self) -> dict[str, int | None]:
+        """Newest version of each base table this engine (one writing process) has read or
+        written (headwater.engines.versioning): asked for again and again within a run,
+        changed only by this process's commits."""
+        return {}
 
     def preflight(self, nodes: Sequence[SqlNode], dialect: str) -> None:  # noqa: B027
         """Before a run: raise a ProjectError (file, line, construct) for SQL this engine

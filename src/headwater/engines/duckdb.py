@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from headwater.engines.base import (
     INTERNAL_SCHEMA,
     META_SCHEMA,
     NULL_PARTITION,
+    Capabilities,
     Engine,
     TableStats,
     public_schema,
@@ -54,10 +56,11 @@ def duckdb_column_equals(column: str, value: str) -> Any:
 
 
 class DuckDBEngine(Engine):
-    window_stats = True  # keeps _hw_meta.window_stats (see headwater.engines.window_stats)
-    versioned_rows = True  # in-place tables keep versions (see engines.versioning)
     name = "duckdb"
     dialect = "duckdb"
+    capabilities = Capabilities(versioned_rows=True, window_stats=True, interrupt=True,
+                                frame="duckdb")
+    path: Path  # the warehouse file
 
     def __init__(
         self, path: Path, *, memory_limit: str | None = None, threads: int | None = None
@@ -134,11 +137,12 @@ class DuckDBEngine(Engine):
             )
             self._con.execute(wstats.DDL)
             self._con.execute(versioning.DDL)
-            self.window_stats = True
+            self.capabilities = type(self).capabilities
         else:  # a warehouse made by an older Headwater may not have the table yet
-            self.window_stats = bool(self._con.execute(
+            kept = bool(self._con.execute(
                 "SELECT 1 FROM information_schema.tables WHERE table_schema = ?"
                 " AND table_name = 'window_stats'", [META_SCHEMA]).fetchall())
+            self.capabilities = replace(type(self).capabilities, window_stats=kept)
 
     def interrupt(self) -> None:
         """Stop the queries in progress on this engine's connections (another thread)."""
@@ -194,6 +198,9 @@ class DuckDBEngine(Engine):
 
     def native(self) -> Any:
         return self.con
+
+    def frame(self, physical: str) -> duckdb.DuckDBPyRelation:
+        return self.relation(physical)
 
     # -- physical tables --------------------------------------------------
 
@@ -436,7 +443,7 @@ class DuckDBEngine(Engine):
 
     def _forget_stats(self, physical: str) -> None:
         """What ``_hw_meta.window_stats`` counted of a table that is replaced or dropped."""
-        if self.window_stats:
+        if self.capabilities.window_stats:
             self.con.execute(f"DELETE FROM {wstats.TABLE} WHERE physical = ?", [physical])
 
     def query(self, sql: str, limit: int | None = None) -> pa.Table:

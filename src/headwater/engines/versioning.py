@@ -22,10 +22,10 @@ change, so a kill leaves either the old head or the new one, never a mix.
 A snapshot lists its columns by name: a column the base gains later (schema
 evolution) does not appear in it.
 
-Engines without row versioning (``Engine.versioned_rows`` False: Spark keeps each
-table as a list of immutable Parquet segments) snapshot a table by copying its
-segment list instead (``Engine.snapshot_table``); the statements here then reduce to
-plain DELETE and INSERT.
+Engines without row versioning (``capabilities.versioned_rows`` False: Spark keeps
+each table as a list of immutable Parquet segments) snapshot a table by copying its
+segment list instead (``capabilities.snapshots``: ``Engine.snapshot_table``); the
+statements here then reduce to plain DELETE and INSERT.
 """
 
 from __future__ import annotations
@@ -66,11 +66,12 @@ def parse_snapshot(name: str) -> tuple[str, int] | None:
 
 def supported(engine: Engine) -> bool:
     """Whether the engine can snapshot in-place tables (else they are shared as they are)."""
-    return bool(getattr(engine, "versioned_rows", False)) or hasattr(engine, "snapshot_table")
+    caps = engine.capabilities
+    return caps.versioned_rows or caps.snapshots
 
 
 def rows_versioned(engine: Engine) -> bool:
-    return bool(getattr(engine, "versioned_rows", False))
+    return engine.capabilities.versioned_rows
 
 
 def head(engine: Engine, base: str) -> int | None:
@@ -86,13 +87,7 @@ def head(engine: Engine, base: str) -> int | None:
 
 
 def _heads(engine: Engine) -> dict[str, int | None]:
-    """Newest versions this engine (one writing process) has read or written: asked for
-    again and again within a run, changed only by this process's commits."""
-    heads: dict[str, int | None] | None = getattr(engine, "_version_heads", None)
-    if heads is None:
-        heads = {}
-        engine._version_heads = heads  # type: ignore[attr-defined]
-    return heads
+    return engine.version_heads
 
 
 def resolve(engine: Engine, physical: str) -> tuple[str, bool]:
@@ -230,11 +225,8 @@ def make_snapshot(engine: Engine, base: str, version: int, name: str,
                   left_out: frozenset[str] = frozenset()) -> None:
     """Create the immutable snapshot ``name`` of ``base`` at ``version`` (its head now),
     without the columns ``left_out``."""
-    snap = getattr(engine, "snapshot_table", None)
     if not rows_versioned(engine):
-        if snap is None:  # pragma: no cover - supported() guards the callers
-            raise TypeError(f"{engine.name} cannot snapshot tables")
-        snap(base, name)
+        engine.snapshot_table(base, name)  # supported() guards the callers
         return
     cols = ", ".join(_q(c) for c, _ in engine.columns(base)
                      if c != VERSION_FROM and c not in left_out)

@@ -22,7 +22,7 @@ numbers instead of hashing its whole input, and a run's content fingerprint of a
 in-place table is a sum instead of a scan: the cost of a run follows the new data,
 not the history.
 
-Only engines that set ``Engine.window_stats`` keep them (DuckDB); the others, and
+Only engines whose ``capabilities.window_stats`` is set keep them (DuckDB); the others, and
 tables without complete bookkeeping (made by an older Headwater), fall back to
 scanning, which gives the same numbers.
 """
@@ -64,7 +64,7 @@ _COUNTING = threading.Lock()
 
 
 def supported(engine: Engine) -> bool:
-    return bool(getattr(engine, "window_stats", False))
+    return engine.capabilities.window_stats
 
 
 def key_of(column: str, grain: str) -> str:

@@ -240,10 +240,8 @@ def _build_python(node: PythonNode, engine: Engine, physical: str, up: Mapping[s
     kwargs: dict[str, Any] = {}
     for param in node.params:
         kind = frame_kind(node.param_types.get(param))
-        if kind == "duckdb" and hasattr(engine, "relation"):
-            kwargs[param] = engine.relation(up[param])
-        elif kind == "spark" and hasattr(engine, "dataframe"):
-            kwargs[param] = engine.dataframe(up[param])
+        if kind == engine.capabilities.frame:  # "duckdb" or "spark": no trip through Arrow
+            kwargs[param] = engine.frame(up[param])
         else:
             kwargs[param] = to_frame(engine.read(up[param]), kind)
     try:
@@ -252,7 +250,7 @@ def _build_python(node: PythonNode, engine: Engine, physical: str, up: Mapping[s
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise _user_code_error(node, exc, f"{node.function}() raised") from None
-    if hasattr(engine, "build_frame") and type(result).__module__.startswith("pyspark."):
+    if engine.capabilities.builds_frames and type(result).__module__.startswith("pyspark."):
         engine.build_frame(physical, result)  # a Spark DataFrame stays in Spark
         return
     data = to_arrow(result)

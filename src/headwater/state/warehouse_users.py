@@ -116,9 +116,8 @@ def reader(state: StateStore, engine: Engine, what: str) -> Iterator[threading.E
             waited_since = waited_since or time.monotonic()
             if time.monotonic() - waited_since >= READER_GRACE:
                 stopped.set()
-                interrupt = getattr(engine, "interrupt", None)
-                if interrupt is not None:
-                    interrupt()
+                if engine.capabilities.interrupt:
+                    engine.interrupt()
                 return
 
     with using(state, "read", what):

@@ -44,6 +44,7 @@ from headwater.engines.base import (
     DEFAULT_ENV,
     HIDDEN_PREFIX,
     INTERNAL_SCHEMA,
+    Capabilities,
     Engine,
     TableStats,
 )
@@ -83,6 +84,7 @@ class SparkEngine(Engine):
     # to Spark SQL itself (spark_sql.to_spark): one translation from the tree that
     # still says what DuckDB means (percentiles, rounding, row hashes, ranges).
     dialect = "duckdb"
+    capabilities = Capabilities(snapshots=True, frame="spark", builds_frames=True)
 
     def __init__(
         self,
@@ -494,6 +496,9 @@ class SparkEngine(Engine):
                f" coalesce(sum({h} & 4294967295), 0) FROM {rel.sql(dialect='spark')} AS t")
         row = self.spark.sql(sql).collect()[0]
         return int(row[0]), int(row[1]), int(row[2])
+
+    def frame(self, physical: str) -> Any:
+        return self.dataframe(physical)
 
     def dataframe(self, physical: str) -> Any:
         """A physical table as a Spark DataFrame (Python transforms that ask for one)."""
