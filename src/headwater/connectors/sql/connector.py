@@ -10,16 +10,18 @@ the write flow :class:`~headwater.connectors.sql.sink.SqlSink`.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from headwater.connectors.sql.common import REDACTED, redact
+from headwater.core.config import resolve_env
 from headwater.errors import ConnectorError, HeadwaterError
 
 if TYPE_CHECKING:
-    from headwater.connectors.sql.config import SqlSinkConfig, SqlSourceConfig
+    from headwater.connectors.sql.config import ConnectionKeys, SqlSinkConfig, SqlSourceConfig
 
 
 class SqlSession(Protocol):
@@ -90,3 +92,45 @@ class SqlConnector(ABC, Generic[SessionT, TargetT]):
         if out.get("dsn"):
             out["dsn"] = redact(str(out["dsn"]), [])
         return out
+
+
+# -- targets and failures, for each dialect's connection module ------------------------------
+
+
+def connection_params(cfg: ConnectionKeys, what: str, path: Path,
+                      parse: Callable[[str], dict[str, str]], *, database_key: str = "database",
+                      hint: str | None = None) -> tuple[dict[str, str], list[str | None]]:
+    """The driver's connection keywords from ``dsn`` (parsed by ``parse``) and the separate
+    keys, which win; every ``${VAR}`` resolved. Also the passwords as written in the
+    project: secrets to scrub from messages even when they were not references."""
+    dsn = cfg.dsn or ""
+    whole = re.fullmatch(r"\s*\$\{[A-Za-z_][A-Za-z0-9_]*\}\s*", dsn) is not None
+    if whole:  # the whole dsn comes from the environment
+        dsn = resolve_env(dsn, path=path, key="dsn")
+    try:
+        params = parse(dsn) if dsn else {}
+    except ValueError as exc:
+        raise ConnectorError(f"{what}: cannot read the dsn: {exc}", path=path,
+                             hint=hint) from None
+    literals = [params.get("password"), cfg.password]
+    if not whole:  # resolved part by part: a password holding @ or / needs no escaping
+        params = {k: resolve_env(v, path=path, key=f"dsn ({k})") for k, v in params.items()}
+    for key, param in (("host", "host"), ("user", "user"), ("password", "password"),
+                       ("database", database_key)):
+        value = getattr(cfg, key)
+        if value is not None:
+            params[param] = resolve_env(value, path=path, key=key)
+    if cfg.port is not None:
+        params["port"] = str(cfg.port)
+    return params, literals
+
+
+def server_failure(what: str, action: str, server: str, where: str, message: str, *,
+                   transient: bool, path: Path, hint: str | None) -> ConnectorError:
+    """``<what>: <action> <server> at <where> failed: <message>``, saying when a retry
+    may pass."""
+    return ConnectorError(
+        f"{what}: {action} {server} at {where} failed: {message}"
+        + (" (transient, may pass on a retry)" if transient else ""),
+        transient=transient, path=path, hint=hint,
+    )

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from headwater.connectors.sql.common import PARAM, first_line, is_transient_message, redact
 from headwater.connectors.sql.config import ConnectionKeys, SqlSinkConfig, SqlSourceConfig
-from headwater.core.config import resolve_env
+from headwater.connectors.sql.connector import connection_params, server_failure
 from headwater.errors import ConnectorError
 
 DIALECT = "mysql"
@@ -90,23 +90,7 @@ def mysql_target(cfg: MySQLConnectionKeys, what: str, path: Path, *,
                  read_only: bool = False) -> MySQLTarget:
     """Where to connect; ``read_only`` (sources): the session's transactions are read-only,
     so a source's ``query`` can never change the database."""
-    dsn = cfg.dsn or ""
-    whole = re.fullmatch(r"\s*\$\{[A-Za-z_][A-Za-z0-9_]*\}\s*", dsn) is not None
-    if whole:  # the whole dsn comes from the environment
-        dsn = resolve_env(dsn, path=path, key="dsn")
-    try:
-        params = parse_dsn(dsn) if dsn else {}
-    except ValueError as exc:
-        raise ConnectorError(f"{what}: cannot read the dsn: {exc}", path=path) from None
-    literals = [params.get("password"), cfg.password]
-    if not whole:
-        params = {k: resolve_env(v, path=path, key=f"dsn ({k})") for k, v in params.items()}
-    for key in ("host", "user", "password", "database"):
-        value = getattr(cfg, key)
-        if value is not None:
-            params[key] = resolve_env(value, path=path, key=key)
-    if cfg.port is not None:
-        params["port"] = str(cfg.port)
+    params, literals = connection_params(cfg, what, path, parse_dsn)
     unknown = set(params) - {"host", "port", "user", "password", "database"} - _ALLOWED_OPTIONS
     if unknown:
         raise ConnectorError(
@@ -183,11 +167,8 @@ def mysql_error(exc: BaseException, *, what: str, action: str, target: MySQLTarg
         hint = "check the user and the password (set it as ${VAR} in the environment)"
     elif "doesn't exist" in low or "unknown column" in low or "unknown database" in low:
         hint = "check the database, table and column names"
-    return ConnectorError(
-        f"{what}: {action} mysql at {target.where} failed: {msg}"
-        + (" (transient, may pass on a retry)" if transient else ""),
-        transient=transient, path=path, hint=hint,
-    )
+    return server_failure(what, action, "mysql", target.where, msg, transient=transient,
+                          path=path, hint=hint)
 
 
 def render(sql: str, params: Sequence[Any]) -> str:

@@ -10,7 +10,7 @@ from typing import Literal
 
 from headwater.connectors.sql.common import first_line, is_transient_message, redact
 from headwater.connectors.sql.config import ConnectionKeys, SqlSinkConfig, SqlSourceConfig
-from headwater.core.config import resolve_env
+from headwater.connectors.sql.connector import connection_params, server_failure
 from headwater.errors import ConnectorError
 
 DIALECT = "postgres"
@@ -114,28 +114,10 @@ def pg_target(cfg: PostgresConnectionKeys, what: str, path: Path, name: str,
               *, read_only: bool = False) -> PgTarget:
     """Where to connect. ``read_only`` (sources): every transaction of the session is
     read-only on the server, so a source's ``query`` can never change the database."""
-    dsn = cfg.dsn or ""
-    whole = re.fullmatch(r"\s*\$\{[A-Za-z_][A-Za-z0-9_]*\}\s*", dsn) is not None
-    if whole:  # the whole dsn comes from the environment
-        dsn = resolve_env(dsn, path=path, key="dsn")
-    try:
-        params = parse_dsn(dsn) if dsn else {}
-    except ValueError as exc:
-        raise ConnectorError(
-            f"{what}: cannot read the dsn: {exc}",
-            path=path,
-            hint='write dsn = "postgresql://user:${PGPASSWORD}@host:5432/database"',
-        ) from None
     # passwords in the dsn are secrets even when written literally
-    literal_secrets = [params.get("password"), cfg.password]
-    if not whole:
-        params = {k: resolve_env(v, path=path, key=f"dsn ({k})") for k, v in params.items()}
-    for key, field in (("host", cfg.host), ("user", cfg.user), ("password", cfg.password),
-                       ("dbname", cfg.database)):
-        if field is not None:
-            params[key] = resolve_env(field, path=path, key=key if key != "dbname" else "database")
-    if cfg.port is not None:
-        params["port"] = str(cfg.port)
+    params, literal_secrets = connection_params(
+        cfg, what, path, parse_dsn, database_key="dbname",
+        hint='write dsn = "postgresql://user:${PGPASSWORD}@host:5432/database"')
     params.setdefault("connect_timeout", str(cfg.connect_timeout))
     if read_only:
         params["options"] = (params.get("options", "") + " -c default_transaction_read_only=on"
@@ -210,10 +192,5 @@ def pg_error(
         hint = "check the database and user names"
     elif "does not exist" in low:
         hint = "check the table/column names (they are case-sensitive, as in the catalog)"
-    return ConnectorError(
-        f"{what}: {action} postgres at {target.where} failed: {msg}"
-        + (" (transient, may pass on a retry)" if transient else ""),
-        transient=transient,
-        path=path,
-        hint=hint,
-    )
+    return server_failure(what, action, "postgres", target.where, msg, transient=transient,
+                          path=path, hint=hint)
