@@ -10,7 +10,7 @@ Python transforms.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import cached_property
@@ -20,18 +20,20 @@ from typing import TYPE_CHECKING, Any, ClassVar
 # re-exported: connectors and third-party engines import quoting from here
 from headwater.core.quoting import quote_ident as quote_ident
 from headwater.core.quoting import quote_literal as quote_literal
+from headwater.engines.names import DEFAULT_ENV as DEFAULT_ENV
+from headwater.engines.names import HIDDEN_PREFIX as HIDDEN_PREFIX
+from headwater.engines.names import INTERNAL_SCHEMA as INTERNAL_SCHEMA
+from headwater.engines.names import META_SCHEMA as META_SCHEMA
+from headwater.engines.names import NULL_PARTITION as NULL_PARTITION
+from headwater.engines.names import PARTITION_COLUMN as PARTITION_COLUMN
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from sqlglot import exp
 
     from headwater.core.nodes import SqlNode
 
-INTERNAL_SCHEMA = "_hw"
-NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"  # partition key of rows whose value is NULL
-HIDDEN_PREFIX = "_hw_"  # bookkeeping columns transforms and views do not see
-PARTITION_COLUMN = "_hw_file"  # hidden: the file (partition) a source row came from
-META_SCHEMA = "_hw_meta"  # bookkeeping that must commit with the data (windows, partitions)
-DEFAULT_ENV = "prod"
+# the shared names (headwater.engines.names) are re-exported from here for every caller
 
 
 def public_schema(env: str) -> str:
@@ -236,3 +238,249 @@ class Engine(ABC):
     def native(self) -> Any:
         """The engine's own handle (a DuckDB connection, a SparkSession), for Python transforms."""
         return None
+
+    # -- statements built as sqlglot trees ---------------------------------------------
+    # The trees say what DuckDB means (headwater.engines.statements); the defaults below
+    # render them in the engine's dialect and run the text; an engine may run the trees
+    # themselves (Spark) or keep its bookkeeping another way.
+
+    def execute_expr(self, statement: exp.Expr) -> None:
+        """Run one statement built as a sqlglot tree."""
+        self.execute(statement.sql(dialect=self.dialect))
+
+    def fetch_expr(self, query: exp.Expr) -> list[tuple[Any, ...]]:
+        """Rows of one query built as a sqlglot tree."""
+        return self.fetch(query.sql(dialect=self.dialect))
+
+    def create_table_as(self, target: exp.Table, query: str | exp.Query, *,
+                        temp: bool = False) -> None:
+        """``CREATE OR REPLACE [TEMP] TABLE target AS query``; ``query`` as text is a
+        transform's SELECT in DuckDB's dialect, used as it is."""
+        if isinstance(query, str):
+            kind = "TEMP TABLE" if temp else "TABLE"
+            self.execute(f"CREATE OR REPLACE {kind} {target.sql(dialect=self.dialect)} AS {query}")
+            return
+        from sqlglot import exp
+
+        props = exp.Properties(expressions=[exp.TemporaryProperty()]) if temp else None
+        self.execute_expr(exp.Create(this=target, kind="TABLE", replace=True,
+                                     expression=query, properties=props))
+
+    def insert_by_name(self, target: exp.Table, query: str | exp.Query) -> None:
+        """Append the rows of ``query`` to ``target``, columns matched by name."""
+        if isinstance(query, str):
+            self.execute(f"INSERT INTO {target.sql(dialect=self.dialect)} BY NAME {query}")
+            return
+        from headwater.engines import statements as st
+
+        self.execute_expr(st.insert_query(target, query, by_name=True))
+
+    def delete_rows(self, target: exp.Table, where: exp.Expr | None = None) -> None:
+        """Delete the rows of ``target`` matching ``where`` (None: every row)."""
+        from headwater.engines import statements as st
+
+        self.execute_expr(st.delete(target, where))
+
+    def drop_table(self, target: exp.Table, *, if_exists: bool = True) -> None:
+        from sqlglot import exp
+
+        self.execute_expr(exp.Drop(tables=[target], kind="TABLE", exists=if_exists))
+
+    def add_column(self, target: exp.Table, column: str, type_sql: str, *,
+                   default: exp.Expr | None = None) -> None:
+        """Add a column of type ``type_sql`` (as :meth:`columns` writes types)."""
+        from sqlglot import exp
+
+        constraints = [exp.ColumnConstraint(kind=exp.DefaultColumnConstraint(this=default))] \
+            if default is not None else []
+        definition = exp.ColumnDef(this=exp.to_identifier(column, quoted=True),
+                                   kind=exp.DataType.build(type_sql, dialect="duckdb",
+                                                           udt=True),
+                                   constraints=constraints)
+        self.execute_expr(exp.Alter(this=target, kind="TABLE", actions=[definition]))
+
+    def count_rows(self, source: exp.Expr, where: exp.Expr | None = None) -> int:
+        """``count(*)`` of a table (or subquery) among the rows matching ``where``."""
+        from headwater.engines import statements as st
+
+        query = st.select(st.count_star()).from_(source)
+        return int(self.fetch_expr(query.where(where) if where is not None else query)[0][0])
+
+    # -- bookkeeping in _hw_meta, committed with the rows it describes --------------------
+    # ``windows``: per incremental node, a fingerprint per label (a window it built, or
+    # an input it read); ``partitions`` (+ ``part_columns``): per in-place source, the
+    # parts it holds (files, cursor ranges) with their digests (and columns);
+    # ``versions``: the versions of in-place tables (headwater.engines.versioning);
+    # ``window_stats``: additive sums (headwater.engines.window_stats).
+
+    def window_marks(self, physical: str, prefix: str = "") -> dict[str, str]:
+        """Label -> fingerprint kept for ``physical`` (labels starting with ``prefix``)."""
+        from headwater.engines import statements as st
+
+        where = st.all_of(st.eq("physical", physical),
+                          st.starts_with("label", prefix) if prefix else None)
+        return dict(self.fetch_expr(st.select(st.col("label"), st.col("fp"))
+                                    .from_(st.meta("windows")).where(where)))
+
+    def forget_window_marks(self, physical: str, labels: Iterable[str] | None = None, *,
+                            prefix: str = "") -> None:
+        """Drop the marks of ``physical``: those of ``labels`` / starting with ``prefix``
+        (neither: all)."""
+        from headwater.engines import statements as st
+
+        self.delete_rows(st.meta("windows"), st.all_of(
+            st.eq("physical", physical),
+            st.is_in("label", labels) if labels is not None else None,
+            st.starts_with("label", prefix) if prefix else None))
+
+    def record_window_marks(self, physical: str, marks: Iterable[tuple[str, str]]) -> None:
+        """Add (label, fingerprint) marks of ``physical``."""
+        from headwater.engines import statements as st
+
+        rows = [(physical, label, fp) for label, fp in marks]
+        if rows:
+            self.execute_expr(st.insert_values(st.meta("windows"), rows))
+
+    def partitions(self, physical: str) -> dict[str, str]:
+        """Part -> digest of each part (file, cursor range) an in-place source holds."""
+        from headwater.engines import statements as st
+
+        return dict(self.fetch_expr(st.select(st.col("part"), st.col("digest"))
+                                    .from_(st.meta("partitions"))
+                                    .where(st.eq("physical", physical))))
+
+    def partition_columns(self, physical: str) -> list[tuple[str, str | None]]:
+        """Each part of ``physical`` with the columns it has (JSON; None: not known)."""
+        from sqlglot import exp
+
+        from headwater.engines import statements as st
+
+        p, c = st.meta("partitions").as_("p"), st.meta("part_columns").as_("c")
+        on = exp.and_(exp.EQ(this=st.col("physical", "c"), expression=st.col("physical", "p")),
+                      exp.EQ(this=st.col("part", "c"), expression=st.col("part", "p")))
+        query = (st.select(st.col("part", "p"), st.col("cols", "c")).from_(p)
+                 .join(c, on=on, join_type="LEFT").where(st.eq(st.col("physical", "p"),
+                                                               physical)))
+        return [(str(part), cols) for part, cols in self.fetch_expr(query)]
+
+    def forget_partitions(self, physical: str, parts: Iterable[str] | None = None) -> None:
+        """Drop what is kept of some parts of ``physical`` (None: all of them)."""
+        from headwater.engines import statements as st
+
+        listed = None if parts is None else list(parts)
+        if listed is not None and not listed:
+            return
+        for name in ("partitions", "part_columns"):
+            self.delete_rows(st.meta(name), st.all_of(
+                st.eq("physical", physical),
+                st.is_in("part", listed) if listed is not None else None))
+
+    def record_partitions(self, physical: str,
+                          parts: Iterable[tuple[str, str, str | None]]) -> None:
+        """Add (part, digest, columns as JSON or None) records of ``physical``."""
+        from headwater.engines import statements as st
+
+        listed = list(parts)
+        if listed:
+            self.execute_expr(st.insert_values(
+                st.meta("partitions"), [(physical, part, digest) for part, digest, _ in listed]))
+        known = [(physical, part, cols) for part, _, cols in listed if cols is not None]
+        if known:
+            self.execute_expr(st.insert_values(st.meta("part_columns"), known))
+
+    def version_head(self, base: str) -> int | None:
+        """The newest recorded version of ``base`` (None: never versioned)."""
+        from sqlglot import exp
+
+        from headwater.engines import statements as st
+
+        newest = exp.Max(this=exp.cast(st.col("version"), "BIGINT"))
+        rows = self.fetch_expr(st.select(newest).from_(st.meta("versions"))
+                               .where(st.eq("base", base)))
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def version_left_out(self, base: str, version: int) -> str | None:
+        """The columns (JSON) version ``version`` of ``base`` leaves out, if recorded."""
+        from sqlglot import exp
+
+        from headwater.engines import statements as st
+
+        rows = self.fetch_expr(st.select(st.col("left_out")).from_(st.meta("versions")).where(
+            st.eq("base", base)).where(st.eq(exp.cast(st.col("version"), "BIGINT"),
+                                             int(version))))
+        return str(rows[0][0]) if rows and rows[0][0] else None
+
+    def record_version(self, base: str, version: int, snapshot: str,
+                       left_out: str | None = None) -> None:
+        """Record (or re-record) version ``version`` of ``base`` and its snapshot."""
+        from headwater.engines import statements as st
+
+        self.delete_rows(st.meta("versions"), st.all_of(st.eq("base", base),
+                                                        st.eq("version", int(version))))
+        self.execute_expr(st.insert_values(
+            st.meta("versions"), [(base, int(version), snapshot, left_out)],
+            columns=["base", "version", "snapshot", "left_out"]))
+
+    def forget_versions(self, base: str) -> None:
+        from headwater.engines import statements as st
+
+        self.delete_rows(st.meta("versions"), st.eq("base", base))
+
+    def window_sums(self, physical: str, key: str,
+                    part: str | None = None) -> list[tuple[str, str, int, int]]:
+        """(part, label, rows, sum of row hashes) kept under ``key`` (of one ``part``)."""
+        from headwater.engines import statements as st
+
+        query = st.select(*(st.col(c) for c in ("part", "label", "rows", "total"))).from_(
+            st.meta("window_stats")).where(st.all_of(
+                st.eq("physical", physical), st.eq("key", key),
+                st.eq("part", part) if part is not None else None))
+        return [(str(p), str(w), int(n), int(t)) for p, w, n, t in self.fetch_expr(query)]
+
+    def forget_window_sums(self, physical: str, *, key: str | None = None,
+                           parts: Iterable[str] | None = None,
+                           labels: Iterable[str] | None = None) -> None:
+        """Drop the sums of ``physical`` matching every filter given (none: all)."""
+        from headwater.engines import statements as st
+
+        self.delete_rows(st.meta("window_stats"), st.all_of(
+            st.eq("physical", physical), st.eq("key", key) if key is not None else None,
+            st.is_in("part", parts) if parts is not None else None,
+            st.is_in("label", labels) if labels is not None else None))
+
+    def forget_superseded_sums(self, physical: str, key: str) -> None:
+        """Drop the sums kept under ``key``'s name with another column signature (the
+        part after ``@``): the table's columns changed since they were counted."""
+        from sqlglot import exp
+
+        from headwater.engines import statements as st
+
+        stem = key.rsplit("@", 1)[0] + "@"
+        self.delete_rows(st.meta("window_stats"), st.all_of(
+            st.eq("physical", physical), st.starts_with("key", stem),
+            exp.NEQ(this=st.col("key"), expression=st.lit(key))))
+
+    def record_window_sums(self, physical: str,
+                           rows: Iterable[tuple[str, str, str, int, int]]) -> None:
+        """Add (key, part, label, rows, sum of row hashes) sums of ``physical``."""
+        from headwater.engines import statements as st
+
+        listed = [(physical, *row) for row in rows]
+        for i in range(0, len(listed), 1000):
+            self.execute_expr(st.insert_values(st.meta("window_stats"), listed[i:i + 1000]))
+
+    def count_window_sums(self, physical: str, key: str, label: exp.Expr,
+                          hashed: Sequence[str], where: exp.Expr | None = None) -> None:
+        """Count and keep, under ``key``, the sums of ``physical``'s rows (matching
+        ``where``) per ``label``, the row hash over ``hashed``: in the engine, one pass."""
+        from sqlglot import exp
+
+        from headwater.engines import statements as st
+
+        query = st.select(st.lit(physical), st.lit(key), st.lit(""), label.as_("w"),
+                          st.count_star(), st.sum_of(st.row_hash(hashed))).from_(
+            st.table(physical))
+        if where is not None:
+            query = query.where(where)
+        self.execute_expr(st.insert_query(st.meta("window_stats"),
+                                          query.group_by(exp.column("w"))))

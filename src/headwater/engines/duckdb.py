@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from headwater.core.quoting import quote_ident as _q
 from headwater.engines import versioning
-from headwater.engines import window_stats as wstats
 from headwater.engines.base import (
     HIDDEN_PREFIX,
     INTERNAL_SCHEMA,
@@ -135,8 +134,13 @@ class DuckDBEngine(Engine):
                 f"CREATE TABLE IF NOT EXISTS {_q(META_SCHEMA)}.part_columns"
                 " (physical VARCHAR, part VARCHAR, cols VARCHAR)"
             )
-            self._con.execute(wstats.DDL)
-            self._con.execute(versioning.DDL)
+            self._con.execute(  # headwater.engines.window_stats
+                f"CREATE TABLE IF NOT EXISTS {_q(META_SCHEMA)}.window_stats (physical VARCHAR,"
+                " key VARCHAR, part VARCHAR, label VARCHAR, rows BIGINT, total HUGEINT)")
+            self._con.execute(  # headwater.engines.versioning
+                f"CREATE TABLE IF NOT EXISTS {_q(META_SCHEMA)}.versions (base VARCHAR,"
+                " version BIGINT, snapshot VARCHAR, made_at TIMESTAMP DEFAULT now(),"
+                " left_out VARCHAR)")
             self.capabilities = type(self).capabilities
         else:  # a warehouse made by an older Headwater may not have the table yet
             kept = bool(self._con.execute(
@@ -444,7 +448,7 @@ class DuckDBEngine(Engine):
     def _forget_stats(self, physical: str) -> None:
         """What ``_hw_meta.window_stats`` counted of a table that is replaced or dropped."""
         if self.capabilities.window_stats:
-            self.con.execute(f"DELETE FROM {wstats.TABLE} WHERE physical = ?", [physical])
+            self.forget_window_sums(physical)
 
     def query(self, sql: str, limit: int | None = None) -> pa.Table:
         import pyarrow as pa

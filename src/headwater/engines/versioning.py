@@ -33,21 +33,19 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from headwater.engines.base import INTERNAL_SCHEMA, META_SCHEMA, Engine
+from headwater.engines.base import Engine
 from headwater.engines.base import quote_ident as _q
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 VERSION_FROM = "_hw_vf"  # hidden: the version that added a row
 VERSION_TO = "_hw_vt"  # archive only: the version that removed it
-VERSIONS = f"{_q(META_SCHEMA)}.versions"
-DDL = (f"CREATE TABLE IF NOT EXISTS {VERSIONS}"
-       " (base VARCHAR, version BIGINT, snapshot VARCHAR, made_at TIMESTAMP DEFAULT now(),"
-       " left_out VARCHAR)")
+# versions are recorded in _hw_meta.versions (base, version, snapshot, made_at,
+# left_out), which the engine keeps (Engine.record_version ...)
 _SNAPSHOT = re.compile(r"^(?P<base>.+)__v(?P<version>\d+)$")
-
-
-def _fq(physical: str) -> str:
-    return f"{_q(INTERNAL_SCHEMA)}.{_q(physical)}"
 
 
 def snapshot_name(base: str, version: int) -> str:
@@ -76,18 +74,12 @@ def rows_versioned(engine: Engine) -> bool:
 
 def head(engine: Engine, base: str) -> int | None:
     """The newest version of ``base`` (None: never versioned)."""
-    heads = _heads(engine)
+    heads = engine.version_heads
     if base in heads:
         return heads[base]
-    rows = engine.fetch(f"SELECT max(CAST(version AS BIGINT)) FROM {VERSIONS} WHERE base = ?",
-                        [base])
-    found = int(rows[0][0]) if rows and rows[0][0] is not None else None
+    found = engine.version_head(base)
     heads[base] = found
     return found
-
-
-def _heads(engine: Engine) -> dict[str, int | None]:
-    return engine.version_heads
 
 
 def resolve(engine: Engine, physical: str) -> tuple[str, bool]:
@@ -98,6 +90,21 @@ def resolve(engine: Engine, physical: str) -> tuple[str, bool]:
         return physical, True
     base, version = parsed
     return base, head(engine, base) == version
+
+
+def _stamped(query: str | exp.Query, column: str, version: int) -> str | exp.Query:
+    """``query``'s rows with the hidden column ``column`` = ``version`` added."""
+    if isinstance(query, str):  # a transform's SELECT, kept as its text
+        return f"SELECT *, {int(version)}::BIGINT AS {_q(column)} FROM ({query})"
+    from sqlglot import exp
+
+    return exp.select("*", _version(version).as_(column, quoted=True)).from_(query.subquery())
+
+
+def _version(version: int) -> exp.Expr:
+    from sqlglot import exp
+
+    return exp.cast(exp.Literal.number(int(version)), "BIGINT")
 
 
 @dataclass
@@ -118,46 +125,56 @@ class Change:
     def rows(self) -> bool:
         return self.active and rows_versioned(self.engine)
 
-    def stamp(self, select_sql: str) -> str:
-        """``select_sql`` with the hidden version column added (rows this change adds)."""
-        if not self.rows:
-            return select_sql
-        return f"SELECT *, {self.version}::BIGINT AS {_q(VERSION_FROM)} FROM ({select_sql})"
+    def stamp(self, query: str | exp.Query) -> str | exp.Query:
+        """``query`` with the hidden version column added (rows this change adds)."""
+        return _stamped(query, VERSION_FROM, self.version) if self.rows else query
 
-    def create(self, select_sql: str) -> None:
+    def create(self, query: str | exp.Query) -> None:
         """Make the base afresh from a SELECT (a new base: a full build)."""
-        self.engine.execute(f"CREATE OR REPLACE TABLE {_fq(self.base)} AS {self.stamp(select_sql)}")
+        from headwater.engines import statements as st
 
-    def insert(self, select_sql: str) -> None:
+        self.engine.create_table_as(st.table(self.base), self.stamp(query))
+
+    def insert(self, query: str | exp.Query) -> None:
         """Add the rows of a SELECT (matched by column name)."""
-        self.engine.execute(f"INSERT INTO {_fq(self.base)} BY NAME {self.stamp(select_sql)}")
+        from headwater.engines import statements as st
 
-    def retire(self, condition: str | None = None) -> None:
+        self.engine.insert_by_name(st.table(self.base), self.stamp(query))
+
+    def retire(self, condition: exp.Expr | None = None) -> None:
         """Remove the rows matching ``condition`` (None: every row) from the head; earlier
         snapshots keep them (they move to the archive)."""
-        where = f" WHERE {condition}" if condition is not None else ""
+        from headwater.engines import statements as st
+
+        base = st.table(self.base)
         if self.rows:
             self._sync_archive()
-            self.engine.execute(
-                f"INSERT INTO {_fq(archive_name(self.base))} BY NAME SELECT *,"
-                f" {self.version}::BIGINT AS {_q(VERSION_TO)} FROM {_fq(self.base)}{where}")
-        self.engine.execute(f"DELETE FROM {_fq(self.base)}{where}")
+            moved = st.select("*", _version(self.version).as_(VERSION_TO, quoted=True)
+                              ).from_(base.copy())
+            if condition is not None:
+                moved = moved.where(condition.copy())
+            self.engine.insert_by_name(st.table(archive_name(self.base)), moved)
+        self.engine.delete_rows(base, condition)
 
     def _sync_archive(self, again: bool = False) -> None:
         """The archive has every column of the base (the base may have gained some)."""
+        from sqlglot import exp
+
+        from headwater.engines import statements as st
+
         if self.synced and not again:
             return
         self.synced = True
         archive = archive_name(self.base)
         if not self.engine.exists(archive):
-            self.engine.execute(
-                f"CREATE TABLE {_fq(archive)} AS SELECT *, NULL::BIGINT AS {_q(VERSION_TO)}"
-                f" FROM {_fq(self.base)} LIMIT 0")
+            empty = exp.cast(exp.null(), "BIGINT").as_(VERSION_TO, quoted=True)
+            self.engine.create_table_as(
+                st.table(archive), st.select("*", empty).from_(st.table(self.base)).limit(0))
             return
         have = {c for c, _ in self.engine.columns(archive)}
         for col, typ in self.engine.columns(self.base):
             if col not in have:
-                self.engine.execute(f"ALTER TABLE {_fq(archive)} ADD COLUMN {_q(col)} {typ}")
+                self.engine.add_column(st.table(archive), col, typ)
 
     def companion(self, suffix: str) -> Change:
         """The same version of a table kept beside the base (a source's quarantine), which
@@ -175,22 +192,21 @@ class Change:
     def commit(self) -> str:
         """Record the version and make its snapshot; returns the snapshot's name (the
         base's own name on an engine that keeps no versions)."""
+        from headwater.engines import statements as st
+
         if not self.active:
             return self.base
         name = snapshot_name(self.base, self.version)
         if self.fresh:  # what a killed run may have left of an earlier base of this name
             if self.rows:
-                self.engine.execute(f"DROP TABLE IF EXISTS {_fq(archive_name(self.base))}")
-            self.engine.execute(f"DELETE FROM {VERSIONS} WHERE base = ?", [self.base])
+                self.engine.drop_table(st.table(archive_name(self.base)))
+            self.engine.forget_versions(self.base)
         if self.rows:
             self._sync_archive(again=True)  # the load may have added columns since
         make_snapshot(self.engine, self.base, self.version, name, self.left_out)
-        self.engine.execute(f"DELETE FROM {VERSIONS} WHERE base = ? AND version = ?",
-                            [self.base, self.version])
-        self.engine.execute(
-            f"INSERT INTO {VERSIONS} (base, version, snapshot, left_out) VALUES (?, ?, ?, ?)",
-            [self.base, self.version, name, json.dumps(sorted(self.left_out))])
-        _heads(self.engine)[self.base] = self.version
+        self.engine.record_version(self.base, self.version, name,
+                                   json.dumps(sorted(self.left_out)))
+        self.engine.version_heads[self.base] = self.version
         return name
 
 
@@ -209,33 +225,37 @@ def begin(engine: Engine, base: str, *, fresh: bool) -> Change:
 
 def adopt(engine: Engine, base: str) -> None:
     """Make a table written by an older Headwater a versioned base (its rows: version 0)."""
+    from headwater.engines import statements as st
+
     if rows_versioned(engine):
         cols = {c for c, _ in engine.columns(base)}
         if VERSION_FROM not in cols:
-            engine.execute(
-                f"ALTER TABLE {_fq(base)} ADD COLUMN {_q(VERSION_FROM)} BIGINT DEFAULT 0")
+            engine.add_column(st.table(base), VERSION_FROM, "BIGINT", default=st.lit(0))
         Change(engine, base, 0)._sync_archive()
     make_snapshot(engine, base, 0, snapshot_name(base, 0))
-    engine.execute(f"INSERT INTO {VERSIONS} (base, version, snapshot) VALUES (?, 0, ?)",
-                   [base, snapshot_name(base, 0)])
-    _heads(engine)[base] = 0
+    engine.record_version(base, 0, snapshot_name(base, 0))
+    engine.version_heads[base] = 0
 
 
 def make_snapshot(engine: Engine, base: str, version: int, name: str,
                   left_out: frozenset[str] = frozenset()) -> None:
     """Create the immutable snapshot ``name`` of ``base`` at ``version`` (its head now),
     without the columns ``left_out``."""
+    from sqlglot import exp
+
+    from headwater.engines import statements as st
+
     if not rows_versioned(engine):
         engine.snapshot_table(base, name)  # supported() guards the callers
         return
-    cols = ", ".join(_q(c) for c, _ in engine.columns(base)
-                     if c != VERSION_FROM and c not in left_out)
-    k = int(version)
-    engine.execute(
-        f"CREATE OR REPLACE VIEW {_fq(name)} AS SELECT {cols} FROM {_fq(base)}"
-        f" WHERE {_q(VERSION_FROM)} <= {k} UNION ALL SELECT {cols}"
-        f" FROM {_fq(archive_name(base))} WHERE {_q(VERSION_FROM)} <= {k}"
-        f" AND {_q(VERSION_TO)} > {k}")
+    cols = [c for c, _ in engine.columns(base) if c != VERSION_FROM and c not in left_out]
+    k = st.lit(int(version))
+    vf, vt = st.col(VERSION_FROM), st.col(VERSION_TO)
+    current = st.select(*(st.col(c) for c in cols)).from_(st.table(base)).where(vf <= k)
+    replaced = (st.select(*(st.col(c) for c in cols)).from_(st.table(archive_name(base)))
+                .where(vf.copy() <= k.copy()).where(vt > k.copy()))
+    engine.execute_expr(exp.Create(this=st.table(name), kind="VIEW", replace=True,
+                                   expression=exp.union(current, replaced, distinct=False)))
 
 
 def current(engine: Engine, base: str) -> str:
@@ -253,55 +273,69 @@ def head_snapshot(engine: Engine, base: str) -> str:
         return snapshot_name(base, 0)
     name = snapshot_name(base, current)
     if not engine.exists(name):
-        rows = engine.fetch(f"SELECT left_out FROM {VERSIONS} WHERE base = ? AND"
-                            " CAST(version AS BIGINT) = ?", [base, current])
-        left_out = frozenset(json.loads(rows[0][0])) if rows and rows[0][0] else frozenset()
+        kept = engine.version_left_out(base, current)
+        left_out = frozenset(json.loads(kept)) if kept else frozenset()
         with engine.transaction():
             make_snapshot(engine, base, current, name, left_out)
     return name
 
 
 def same_projection(engine: Engine, base: str, old: int, new: int, columns: list[str],
-                    where: str | None = None) -> bool:
+                    where: exp.Expr | None = None) -> bool:
     """Whether versions ``old`` and ``new`` of ``base`` hold the same rows of ``columns``
     (as a multiset; ``where``: among the rows matching it), from what changed between
     them only: the rows added after ``old`` and still there at ``new`` against the rows
     removed in between."""
+    from sqlglot import exp
+
+    from headwater.engines import statements as st
+
     if not rows_versioned(engine):
         return False
-    a, b = int(old), int(new)
-    cols = ", ".join(_q(c) for c in columns)
-    vf, vt = _q(VERSION_FROM), _q(VERSION_TO)
-    base_t, archive = _fq(base), _fq(archive_name(base))
-    also = f" AND ({where})" if where else ""
-    summed = f"count(*), coalesce(sum(hash(struct_pack({cols}))::HUGEINT), 0)::VARCHAR"
-    added = engine.fetch(
-        f"SELECT {summed} FROM (SELECT {cols} FROM {base_t} WHERE {vf} > {a} AND {vf} <= {b}"
-        f"{also} UNION ALL SELECT {cols} FROM {archive} WHERE {vf} > {a} AND {vf} <= {b}"
-        f" AND {vt} > {b}{also})")
-    removed = engine.fetch(f"SELECT {summed} FROM {archive} WHERE {vf} <= {a} AND {vt} > {a}"
-                           f" AND {vt} <= {b}{also}")
-    return bool(added == removed)
+    a, b = st.lit(int(old)), st.lit(int(new))
+    vf, vt = st.col(VERSION_FROM), st.col(VERSION_TO)
+    base_t, archive = st.table(base), st.table(archive_name(base))
+
+    def rows(source: exp.Table, *conditions: exp.Expr) -> exp.Select:
+        found = st.all_of(*(c.copy() for c in conditions),
+                          exp.paren(where.copy()) if where is not None else None)
+        return st.select(*(st.col(c) for c in columns)).from_(source.copy()).where(found)
+
+    def summed(source: exp.Expr) -> exp.Select:
+        return st.select(st.count_star(), exp.cast(exp.func(
+            "coalesce", st.sum_of(st.row_hash(columns)), st.lit(0)), "VARCHAR")).from_(source)
+
+    added = exp.union(rows(base_t, vf > a, vf <= b),
+                      rows(archive, vf > a, vf <= b, vt > b), distinct=False)
+    removed = rows(archive, vf <= a, vt > a, vt <= b)
+    return bool(engine.fetch_expr(summed(added.subquery())) == engine.fetch_expr(
+        summed(removed.subquery())))
 
 
 def vacuum(engine: Engine, base: str, keep: set[int]) -> int:
     """Remove archived rows that no kept version (nor the head) shows; returns how many."""
+    from sqlglot import exp
+
+    from headwater.engines import statements as st
+
     if not rows_versioned(engine) or not engine.exists(archive_name(base)):
         return 0
-    archive = _fq(archive_name(base))
-    vf, vt = _q(VERSION_FROM), _q(VERSION_TO)
-    wanted = " OR ".join(f"({vf} <= {int(k)} AND {vt} > {int(k)})" for k in sorted(keep))
-    cond = f"NOT ({wanted})" if wanted else "TRUE"
-    n = engine.fetch(f"SELECT count(*) FROM {archive} WHERE {cond}")[0][0]
+    archive = st.table(archive_name(base))
+    vf, vt = st.col(VERSION_FROM), st.col(VERSION_TO)
+    wanted = [exp.paren(exp.and_(vf <= st.lit(int(k)), vt > st.lit(int(k))))
+              for k in sorted(keep)]
+    cond: exp.Expr = exp.not_(st.any_of(wanted)) if wanted else exp.true()
+    n = engine.count_rows(archive, cond)
     if n:
-        engine.execute(f"DELETE FROM {archive} WHERE {cond}")
-    return int(n)
+        engine.delete_rows(archive, cond)
+    return n
 
 
 def forget(engine: Engine, base: str) -> None:
     """Drop a base's archive and version records (the base itself is dropped by the caller)."""
-    if rows_versioned(engine):
-        engine.execute(f"DROP TABLE IF EXISTS {_fq(archive_name(base))}")
-    engine.execute(f"DELETE FROM {VERSIONS} WHERE base = ?", [base])
-    _heads(engine).pop(base, None)
+    from headwater.engines import statements as st
 
+    if rows_versioned(engine):
+        engine.drop_table(st.table(archive_name(base)))
+    engine.forget_versions(base)
+    engine.version_heads.pop(base, None)

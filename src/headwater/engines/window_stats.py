@@ -34,24 +34,16 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from headwater.core.incremental import window_label_sql
 from headwater.engines import versioning
-from headwater.engines.base import (
-    HIDDEN_PREFIX,
-    INTERNAL_SCHEMA,
-    META_SCHEMA,
-    PARTITION_COLUMN,
-    Engine,
-    TableStats,
-)
-from headwater.engines.base import quote_ident as _q
-from headwater.engines.base import quote_literal as _lit
+from headwater.engines.base import HIDDEN_PREFIX, PARTITION_COLUMN, Engine, TableStats
 
-TABLE = f"{_q(META_SCHEMA)}.window_stats"
-DDL = (f"CREATE TABLE IF NOT EXISTS {TABLE} (physical VARCHAR, key VARCHAR, part VARCHAR,"
-       " label VARCHAR, rows BIGINT, total HUGEINT)")
+if TYPE_CHECKING:
+    from sqlglot import exp
+
+# sqlglot is imported when a statement is built, never on the no-op path; the table
+# (physical, key, part, label, rows, total) is made by the engine (DuckDBEngine.open)
 CONTENT = "*"  # key of a partition's whole-row content (hidden columns included)
 MARK = ""  # label of the row saying a (physical, key, part) is complete
 NULL_LABEL = "(null)"
@@ -71,13 +63,26 @@ def key_of(column: str, grain: str) -> str:
     return f"{column}/{grain}"
 
 
+def label_expr(column: str, grain: str) -> exp.Expr:
+    """A row's window label for ``column`` (NULL values: ``(null)``):
+    ``coalesce(strftime(date_trunc(grain, column)::TIMESTAMP, fmt), '(null)')``."""
+    from sqlglot import exp
+
+    from headwater.engines import statements as st
+
+    trunc = exp.func("date_trunc", exp.Literal.string(grain), st.col(column), dialect="duckdb")
+    text = exp.func("strftime", exp.cast(trunc, "TIMESTAMP"),
+                    exp.Literal.string(_LABEL_FMT[grain]), dialect="duckdb")
+    return exp.func("coalesce", text, exp.Literal.string(NULL_LABEL))
+
+
 def label_sql(column: str, grain: str) -> str:
-    """SQL giving a row's window label for ``column`` (NULL values: ``(null)``)."""
-    return f"coalesce({window_label_sql(_q(column), grain)}, {_lit(NULL_LABEL)})"
+    """:func:`label_expr` as DuckDB SQL text."""
+    return label_expr(column, grain).sql(dialect="duckdb")
 
 
-def window_predicate(column: str, grain: str, labels: Iterable[str],
-                     column_type: str | None = None) -> str:
+def window_condition(column: str, grain: str, labels: Iterable[str],
+                     column_type: str | None = None) -> exp.Expr:
     """A condition selecting the rows of some windows of ``column``.
 
     The label test alone is exact; the range around it lets the engine skip the row
@@ -85,10 +90,14 @@ def window_predicate(column: str, grain: str, labels: Iterable[str],
     time zone (or of unknown type) the range is widened by a day on each side, so
     that the session's time zone cannot move a row out of it.
     """
+    from sqlglot import exp
+
+    from headwater.engines import statements as st
+
     labels = sorted(set(labels))
     if not labels:
-        return "FALSE"
-    exact = f"{label_sql(column, grain)} IN ({', '.join(_lit(w) for w in labels)})"
+        return exp.false()
+    exact = st.is_in(label_expr(column, grain), labels)
     starts: list[dt.datetime] = []
     for w in labels:
         if w == NULL_LABEL:
@@ -97,8 +106,8 @@ def window_predicate(column: str, grain: str, labels: Iterable[str],
             starts.append(dt.datetime.strptime(w, _LABEL_FMT[grain]))
         except ValueError:
             return exact
-    col = _q(column)
-    parts = []
+    col = st.col(column)
+    parts: list[exp.Expr] = []
     if starts:
         lo, hi = min(starts), _next(max(starts), grain)
         kind = (column_type or "").upper()
@@ -106,14 +115,20 @@ def window_predicate(column: str, grain: str, labels: Iterable[str],
             lo, hi = lo - dt.timedelta(days=1), hi + dt.timedelta(days=1)
         if kind == "DATE":  # compared as dates, or the column would be cast per row
             end = hi.date() + dt.timedelta(days=1 if hi.hour else 0)
-            bounds = (f"DATE {_lit(lo.date().isoformat())}", f"DATE {_lit(end.isoformat())}")
+            bounds = (st.lit(lo.date()), st.lit(end))
         else:
-            bounds = (f"TIMESTAMP {_lit(lo.isoformat(sep=' '))}",
-                      f"TIMESTAMP {_lit(hi.isoformat(sep=' '))}")
-        parts.append(f"({col} >= {bounds[0]} AND {col} < {bounds[1]} AND {exact})")
+            bounds = (st.lit(lo), st.lit(hi))
+        parts.append(exp.paren(exp.and_(col >= bounds[0], col.copy() < bounds[1], exact,
+                                        copy=False), copy=False))
     if NULL_LABEL in labels:
-        parts.append(f"{col} IS NULL")
-    return "(" + " OR ".join(parts) + ")"
+        parts.append(col.copy().is_(exp.null()))
+    return st.any_of(parts)
+
+
+def window_predicate(column: str, grain: str, labels: Iterable[str],
+                     column_type: str | None = None) -> str:
+    """:func:`window_condition` as DuckDB SQL text."""
+    return window_condition(column, grain, labels, column_type).sql(dialect="duckdb")
 
 
 def _next(start: dt.datetime, grain: str) -> dt.datetime:
@@ -127,12 +142,11 @@ def _next(start: dt.datetime, grain: str) -> dt.datetime:
 
 
 def row_hash_sql(columns: Iterable[str]) -> str:
-    """The hash of a row of ``columns``: equal to ``hash(t)`` of a row with exactly those."""
-    return f"hash(struct_pack({', '.join(_q(c) for c in columns)}))::HUGEINT"
+    """The hash of a row of ``columns`` as DuckDB SQL text (equal to ``hash(t)`` of a row
+    with exactly those columns; headwater.engines.statements.row_hash)."""
+    from headwater.engines import statements as st
 
-
-def _fq(physical: str) -> str:
-    return f"{_q(INTERNAL_SCHEMA)}.{_q(physical)}"
+    return st.row_hash(columns).sql(dialect="duckdb")
 
 
 def _sums(rows: Iterable[tuple[Any, ...]]) -> Sums:
@@ -160,26 +174,20 @@ def record_windows(engine: Engine, physical: str, column: str, grain: str,
     key = key_of(column, grain)
     described = engine.columns(physical)
     cols = [c for c, _ in described if not c.startswith(HIDDEN_PREFIX)]
-    label = label_sql(column, grain)
     if labels is not None and _read(engine, physical, key, "") is None:
         labels = None  # a table counted by an older Headwater (or never): count it all once
     if labels is None:
-        engine.execute(f"DELETE FROM {TABLE} WHERE physical = ?", [physical])
-        where = ""
+        engine.forget_window_sums(physical)
+        where = None
     else:
         labels = sorted(set(labels))
         if not labels:
             return
-        marks = ", ".join("?" for _ in labels)
-        engine.execute(f"DELETE FROM {TABLE} WHERE physical = ? AND key = ? AND part = ''"
-                       f" AND label IN ({marks})", [physical, key, *labels])
-        where = f" WHERE {window_predicate(column, grain, labels, dict(described).get(column))}"
-    engine.execute(
-        f"INSERT INTO {TABLE} SELECT ?, ?, '', {label} AS w, count(*),"
-        f" sum({row_hash_sql(cols)}) FROM {_fq(physical)}{where} GROUP BY w",
-        [physical, key])
+        engine.forget_window_sums(physical, key=key, parts=[""], labels=labels)
+        where = window_condition(column, grain, labels, dict(described).get(column))
+    engine.count_window_sums(physical, key, label_expr(column, grain), cols, where)
     if labels is None:
-        engine.execute(f"INSERT INTO {TABLE} VALUES (?, ?, '', ?, 0, 0)", [physical, key, MARK])
+        engine.record_window_sums(physical, [(key, "", MARK, 0, 0)])
 
 
 def node_windows(engine: Engine, physical: str, column: str, grain: str) -> Sums | None:
@@ -202,9 +210,9 @@ def node_windows(engine: Engine, physical: str, column: str, grain: str) -> Sums
     return None
 
 
-def _read(engine: Engine, physical: str, key: str, part: str) -> list[tuple[Any, ...]] | None:
-    rows = engine.fetch(f"SELECT label, rows, total FROM {TABLE} WHERE physical = ? AND key = ?"
-                        " AND part = ?", [physical, key, part])
+def _read(engine: Engine, physical: str, key: str, part: str
+          ) -> list[tuple[str, int, int]] | None:
+    rows = [(w, n, t) for _, w, n, t in engine.window_sums(physical, key, part)]
     return rows if any(w == MARK for w, _, _ in rows) else None
 
 
@@ -236,16 +244,9 @@ def forget_parts(engine: Engine, physical: str, parts: list[str] | None) -> None
     if not supported(engine):
         return
     if parts is None:
-        engine.execute(f"DELETE FROM {TABLE} WHERE physical = ?", [physical])
+        engine.forget_window_sums(physical)
     elif parts:
-        marks = ", ".join("?" for _ in parts)
-        engine.execute(f"DELETE FROM {TABLE} WHERE physical = ? AND part IN ({marks})",
-                       [physical, *parts])
-
-
-def _loaded_parts(engine: Engine, physical: str) -> list[str]:
-    return [p for (p,) in engine.fetch(
-        f"SELECT part FROM {_q(META_SCHEMA)}.partitions WHERE physical = ?", [physical])]
+        engine.forget_window_sums(physical, parts=parts)
 
 
 def signature(cols: Iterable[tuple[str, str]]) -> str:
@@ -262,8 +263,13 @@ CURSOR_PART = "cursor:"  # prefix of a cursor range's part name (then JSON)
 def cursor_range_start(engine: Engine, physical: str, column: str) -> tuple[Any, str | None]:
     """The cursor's largest loaded value: as a value (the next load reads past it) and as
     DuckDB writes it (the next range starts past it)."""
-    rows = engine.fetch(f"SELECT max({_q(column)}), max({_q(column)})::VARCHAR"
-                        f" FROM {_fq(physical)}")
+    from sqlglot import exp
+
+    from headwater.engines import statements as st
+
+    top = exp.Max(this=st.col(column))
+    rows = engine.fetch_expr(st.select(top, exp.cast(top.copy(), "VARCHAR"))
+                             .from_(st.table(physical)))
     return (rows[0][0], rows[0][1]) if rows else (None, None)
 
 
@@ -275,105 +281,119 @@ def record_cursor_range(engine: Engine, physical: str, column: str,
     load's rows are the range ``(start, new largest]`` (the first load also holds rows
     without a cursor value) and never change afterwards.
     """
+    from sqlglot import exp
+
+    from headwater.engines import statements as st
+
     if not supported(engine):
         return
     kind = dict(engine.columns(physical)).get(column)
     if kind is None:
         return
-    after = "" if start is None else f" WHERE {_q(column)} > CAST({_lit(start)} AS {kind})"
-    rows = engine.fetch(f"SELECT max({_q(column)})::VARCHAR, count(*) FROM"
-                        f" {_fq(physical)}{after}")
-    end, n = rows[0]
+    query = st.select(exp.cast(exp.Max(this=st.col(column)), "VARCHAR"),
+                      st.count_star()).from_(st.table(physical))
+    if start is not None:
+        query = query.where(st.col(column) > st.cast(st.lit(start), kind))
+    end, n = engine.fetch_expr(query)[0]
     if not n:
         return
     part = CURSOR_PART + json.dumps([column, kind, start, end])
-    engine.execute(f"INSERT INTO {_q(META_SCHEMA)}.partitions VALUES (?, ?, 'cursor')",
-                   [physical, part])
+    engine.record_partitions(physical, [(part, "cursor", None)])
 
 
 def forget_cursor_ranges(engine: Engine, physical: str) -> None:
     """A cursor source reloaded from scratch: its ranges and sums go (in that transaction)."""
     if not supported(engine):
         return
-    engine.execute(f"DELETE FROM {_q(META_SCHEMA)}.partitions WHERE physical = ?", [physical])
+    engine.forget_partitions(physical)
     forget_parts(engine, physical, None)
 
 
-def part_filter(part: str) -> str:
-    """SQL selecting the rows of one part: a file (``_hw_file``) or a cursor range."""
+def part_condition(part: str) -> exp.Expr:
+    """A condition selecting the rows of one part: a file (``_hw_file``) or a cursor range."""
+    from sqlglot import exp
+
+    from headwater.engines import statements as st
+
     if not part.startswith(CURSOR_PART):
-        return f"{_q(PARTITION_COLUMN)} = {_lit(part)}"
+        return st.eq(PARTITION_COLUMN, part)
     column, kind, start, end = json.loads(part[len(CURSOR_PART):])
-    col = _q(column)
-    upto = f"{col} <= CAST({_lit(end)} AS {kind})" if end is not None else f"{col} IS NULL"
+    col = st.col(column)
+    upto = (col <= st.cast(st.lit(end), kind)) if end is not None else col.is_(exp.null())
     if start is None:  # the first load: also the rows without a cursor value
-        return f"({upto} OR {col} IS NULL)"
-    return f"({col} > CAST({_lit(start)} AS {kind}) AND {upto})"
+        return exp.paren(exp.or_(upto, col.copy().is_(exp.null()), copy=False), copy=False)
+    return exp.paren(exp.and_(col.copy() > st.cast(st.lit(start), kind), upto, copy=False),
+                     copy=False)
 
 
-def _assign(parts: list[str]) -> tuple[str, str]:
+def part_filter(part: str) -> str:
+    """:func:`part_condition` as DuckDB SQL text."""
+    return part_condition(part).sql(dialect="duckdb")
+
+
+def _assign(parts: list[str]) -> tuple[exp.Expr, exp.Expr]:
     """(expression naming each row's part, condition keeping the rows of ``parts``)."""
+    from sqlglot import exp
+
+    from headwater.engines import statements as st
+
     if all(not p.startswith(CURSOR_PART) for p in parts):
-        col = _q(PARTITION_COLUMN)
-        return col, f"{col} IN ({', '.join(_lit(p) for p in parts)})"
-    filters = [(p, part_filter(p)) for p in parts]
-    case = "CASE " + " ".join(f"WHEN {f} THEN {_lit(p)}" for p, f in filters) + " END"
-    return case, "(" + " OR ".join(f for _, f in filters) + ")"
+        return st.col(PARTITION_COLUMN), st.is_in(PARTITION_COLUMN, parts)
+    filters = [(p, part_condition(p)) for p in parts]
+    case = exp.Case()
+    for p, f in filters:
+        case = case.when(f, st.lit(p), copy=False)
+    return case, st.any_of([f.copy() for _, f in filters])
 
 
-def _per_part(engine: Engine, physical: str, key: str, label: str, hashed: list[str], *,
-              save: bool) -> dict[str, Sums] | None:
+def _per_part(engine: Engine, physical: str, key: str, label: exp.Expr, hashed: list[str],
+              *, save: bool) -> dict[str, Sums] | None:
     """Sums per (part, label) under ``key``; parts not counted yet are counted now.
 
     ``key`` ends with ``@`` and the column signature; sums kept under the same key with
-    another signature are dropped when new ones are saved. ``label``: SQL of a row's
-    label; ``hashed``: the columns in a row's hash. None when the parts do not account
+    another signature are dropped when new ones are saved. ``label``: a row's label;
+    ``hashed``: the columns in a row's hash. None when the parts do not account
     for every row of the table (bookkeeping from an older Headwater): scan instead.
     """
     with _COUNTING:  # two nodes reading one source in parallel count its new parts once
         return _per_part_locked(engine, physical, key, label, hashed, save=save)
 
 
-def _per_part_locked(engine: Engine, physical: str, key: str, label: str, hashed: list[str],
-                     *, save: bool) -> dict[str, Sums] | None:
+def _per_part_locked(engine: Engine, physical: str, key: str, label: exp.Expr,
+                     hashed: list[str], *, save: bool) -> dict[str, Sums] | None:
+    from headwater.engines import statements as st
+
     kept: dict[str, Sums] = {}
     marked: set[str] = set()
-    for part, w, n, t in engine.fetch(
-            f"SELECT part, label, rows, total FROM {TABLE} WHERE physical = ? AND key = ?",
-            [physical, key]):
+    for part, w, n, t in engine.window_sums(physical, key):
         if w == MARK:
             marked.add(part)
         else:
-            kept.setdefault(part, {})[w] = (int(n), int(t))
-    loaded = _loaded_parts(engine, physical)
+            kept.setdefault(part, {})[w] = (n, t)
+    loaded = list(engine.partitions(physical))
     if not loaded:
         return None
     missing = [p for p in loaded if p not in marked]
     if missing:
         which, keep = _assign(missing)
-        new = engine.fetch(f"SELECT {which} AS p, {label} AS w, count(*),"
-                           f" sum({row_hash_sql(hashed)}) FROM {_fq(physical)} WHERE {keep}"
-                           " GROUP BY ALL")
+        query = st.select(which.as_("p"), label.as_("w"), st.count_star(),
+                          st.sum_of(st.row_hash(hashed))).from_(st.table(physical)).where(keep)
         fresh: dict[str, Sums] = {p: {} for p in missing}
-        for part, w, n, t in new:
+        for part, w, n, t in engine.fetch_expr(st.group_by_all(query)):
             fresh.setdefault(part, {})[w] = (int(n), int(t))
         if save:
             with engine.transaction():
-                rows: list[list[Any]] = []
+                rows: list[tuple[str, str, str, int, int]] = []
                 for part, sums in fresh.items():
-                    rows += [[physical, key, part, w, n, t] for w, (n, t) in sums.items()]
-                    rows.append([physical, key, part, MARK, 0, 0])
-                stem = key.rsplit("@", 1)[0] + "@"
-                marks = ", ".join("?" for _ in missing)
-                engine.execute(f"DELETE FROM {TABLE} WHERE physical = ? AND (key = ? AND part IN"
-                               f" ({marks}) OR starts_with(key, ?) AND key <> ?)",
-                               [physical, key, *missing, stem, key])
-                for row in rows:
-                    engine.execute(f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?, ?)", row)
+                    rows += [(key, part, w, n, t) for w, (n, t) in sums.items()]
+                    rows.append((key, part, MARK, 0, 0))
+                engine.forget_window_sums(physical, key=key, parts=missing)
+                engine.forget_superseded_sums(physical, key)
+                engine.record_window_sums(physical, rows)
         kept.update(fresh)
     per = {p: kept.get(p, {}) for p in loaded}
     counted = sum(n for sums in per.values() for n, _ in sums.values())
-    if counted != engine.fetch(f"SELECT count(*) FROM {_fq(physical)}")[0][0]:
+    if counted != engine.count_rows(st.table(physical)):
         return None  # rows no part accounts for: never trust partial sums
     return per
 
@@ -403,7 +423,7 @@ def part_windows(engine: Engine, physical: str, column: str, grain: str, *,
         return None
     visible = [c for c, _ in described if not c.startswith(HIDDEN_PREFIX)]
     key = f"{key_of(column, grain)}@{signature(described)}"
-    per = _per_part(engine, physical, key, label_sql(column, grain), visible, save=save)
+    per = _per_part(engine, physical, key, label_expr(column, grain), visible, save=save)
     if per is None:
         return None
     return _sums((w, n, t) for sums in per.values() for w, (n, t) in sums.items())
@@ -412,11 +432,13 @@ def part_windows(engine: Engine, physical: str, column: str, grain: str, *,
 def part_content(engine: Engine, physical: str) -> TableStats | None:
     """The content stats of a source kept in parts from its per-part sums (the same
     numbers as a scan of the whole table), counting only parts not counted before."""
+    from sqlglot import exp
+
     cols = _parted(engine, physical)
     if cols is None:
         return None
-    per = _per_part(engine, physical, f"{CONTENT}@{signature(cols)}", "'*'",
-                    [c for c, _ in cols], save=True)
+    per = _per_part(engine, physical, f"{CONTENT}@{signature(cols)}",
+                    exp.Literal.string(CONTENT), [c for c, _ in cols], save=True)
     if per is None:
         return None
     return _table_stats((piece for sums in per.values() for piece in sums.values()), cols)

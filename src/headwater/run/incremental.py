@@ -10,21 +10,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from headwater.core.incremental import IncrementalSpec, interval_sql
+from headwater.core.incremental import IncrementalSpec
 from headwater.core.nodes import SqlNode
+from headwater.engines import statements as st
 from headwater.engines import versioning
 from headwater.engines import window_stats as wstats
-from headwater.engines.base import HIDDEN_PREFIX, INTERNAL_SCHEMA, META_SCHEMA, Engine
-from headwater.engines.base import quote_ident as _q
-from headwater.engines.base import quote_literal as _lit
+from headwater.engines.base import HIDDEN_PREFIX, Engine
 from headwater.errors import TransformError
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 NULL_LABEL = wstats.NULL_LABEL
 DIMENSIONS = "(dimensions)"
+# which rows of each windowed upstream a build reads (None: all)
+Condition = Callable[[str], "exp.Expr"]
+# each upstream as DuckDB SQL text for the transform, keeping the rows ``condition`` keeps
+Refs = Callable[[Condition | None], dict[str, str]]
 
 
 @dataclass
@@ -32,10 +38,6 @@ class IncrementalOutcome:
     summary: str
     processed: list[str]
     snapshot: str | None = None  # the version of the table this build left (to publish)
-
-
-def _fq(physical: str) -> str:
-    return f"{_q(INTERNAL_SCHEMA)}.{_q(physical)}"
 
 
 def build_incremental(
@@ -77,32 +79,28 @@ def build_incremental(
         "|".join(f"{u}={upstream_identity.get(u, '')}" for u in dims).encode()
     ).hexdigest()
 
-    def refs(condition: Callable[[str], str] | None) -> dict[str, str]:
-        """Each upstream as DuckDB SQL text: its table, or a query leaving out hidden
-        columns and (``condition``) keeping only the windows being processed."""
-        out: dict[str, str] = {}
-        for u, phys in upstream_physical.items():
-            hidden = [c for c in columns[u] if c.startswith(HIDDEN_PREFIX)]
-            if u in windowed and condition is not None or hidden:
-                sel = "* EXCLUDE (" + ", ".join(_q(c) for c in hidden) + ")" if hidden else "*"
-                where = f" WHERE {condition(u)}" if u in windowed and condition else ""
-                out[u] = f"(SELECT {sel} FROM {_fq(phys)}{where})"
-            else:
-                out[u] = _fq(phys)
-        return out
+    def source(u: str, condition: Condition | None = None) -> exp.Expr:
+        """An upstream as the transform reads it: its table, or a query leaving out
+        hidden columns and (``condition``) keeping only the windows being processed."""
+        hidden = [c for c in columns[u] if c.startswith(HIDDEN_PREFIX)]
+        where = condition(u) if u in windowed and condition is not None else None
+        return st.visible(st.table(upstream_physical[u]), hidden, where)
+
+    def refs(condition: Condition | None) -> dict[str, str]:
+        return {u: source(u, condition).sql(dialect="duckdb") for u in upstream_physical}
 
     if preview:
         if spec.strategy != "window":
             return IncrementalOutcome(f"rows past the largest {spec.column}", [])
         fresh = not engine.exists(physical)
-        _, todo, vanished, why = decide_windows(node, engine, physical, windowed, dim_fp, refs,
-                                                fresh, backfill, preview=True)
+        _, todo, vanished, why = decide_windows(node, engine, physical, windowed, dim_fp,
+                                                source, fresh, backfill, preview=True)
         return IncrementalOutcome(describe_windows(todo, vanished, why, fresh), sorted(todo))
     fresh = rebuild or not engine.exists(physical)
     check = verify or (lambda _scope: None)
     if spec.strategy == "window":
-        return _windows(node, engine, physical, spec, windowed, in_types, dim_fp, refs, render,
-                        fresh, check, backfill)
+        return _windows(node, engine, physical, spec, windowed, in_types, dim_fp, source, refs,
+                        render, fresh, check, backfill)
     inputs = _Inputs(dict(upstream_physical), dict(upstream_identity), set(windowed))
     return _cursor(node, engine, physical, spec, refs, render, fresh, check, inputs)
 
@@ -113,7 +111,7 @@ def decide_windows(
     physical: str,
     windowed: Mapping[str, str],
     dim_fp: str,
-    refs: Callable[[Callable[[str], str] | None], dict[str, str]],
+    source: Callable[[str], exp.Expr],
     fresh: bool,
     backfill: tuple[str, str] | None = None,
     *,
@@ -126,12 +124,10 @@ def decide_windows(
     grain = spec.grain or "day"
     current: dict[str, str] = {}
     for u in sorted(windowed):
-        for w, fp in _input_windows(engine, u, windowed[u], spec.input_column, grain, refs,
+        for w, fp in _input_windows(engine, source(u), windowed[u], spec.input_column, grain,
                                     save=not preview).items():
             current[w] = hashlib.sha256(f"{current.get(w, '')}|{u}:{fp}".encode()).hexdigest()
-    meta = f"{_q(META_SCHEMA)}.windows"
-    stored = {} if fresh else dict(
-        engine.fetch(f"SELECT label, fp FROM {meta} WHERE physical = ?", [physical]))
+    stored = {} if fresh else engine.window_marks(physical)
     # windows built before whose input is gone: their rows go (whatever else changed)
     vanished = set() if fresh else {w for w in stored if w not in current and w != DIMENSIONS}
     if fresh or stored.get(DIMENSIONS) != dim_fp:
@@ -153,11 +149,10 @@ def decide_windows(
 
 def _input_windows(
     engine: Engine,
-    upstream: str,
+    upstream: exp.Expr,
     physical: str,
     column: str,
     grain: str,
-    refs: Callable[[Callable[[str], str] | None], dict[str, str]],
     *,
     save: bool,
 ) -> dict[str, str]:
@@ -171,12 +166,9 @@ def _input_windows(
         sums = wstats.part_windows(engine, physical, column, grain, save=save)
     if sums is not None:
         return wstats.fingerprints(sums)
-    source = refs(None)[upstream]
-    rows = engine.fetch(
-        f"SELECT {wstats.label_sql(column, grain)} AS w, count(*)::VARCHAR || ':' ||"
-        f" coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR FROM {source} AS t GROUP BY w"
-    )
-    return dict(rows)
+    query = st.select(wstats.label_expr(column, grain).as_("w"),
+                      st.fingerprint_text(st.table_hash("t"))).from_(upstream.as_("t"))
+    return dict(engine.fetch_expr(query.group_by(st.col("w"))))
 
 
 def _windows(
@@ -187,21 +179,21 @@ def _windows(
     windowed: Mapping[str, str],
     in_types: Mapping[str, str],
     dim_fp: str,
-    refs: Callable[[Callable[[str], str] | None], dict[str, str]],
+    source: Callable[[str], exp.Expr],
+    refs: Refs,
     render: Callable[[Mapping[str, str]], str],
     fresh: bool,
     verify: Callable[[str | None], None],
     backfill: tuple[str, str] | None = None,
 ) -> IncrementalOutcome:
     grain = spec.grain or "day"
-    meta = f"{_q(META_SCHEMA)}.windows"
     current, todo, vanished, reason = decide_windows(
-        node, engine, physical, windowed, dim_fp, refs, fresh, backfill)
+        node, engine, physical, windowed, dim_fp, source, fresh, backfill)
     if not fresh and not todo and not vanished:
         return IncrementalOutcome("no window changed", [], versioning.current(engine, physical))
 
-    def condition(u: str) -> str:
-        return wstats.window_predicate(spec.input_column, grain, todo, in_types.get(u))
+    def condition(u: str) -> exp.Expr:
+        return wstats.window_condition(spec.input_column, grain, todo, in_types.get(u))
 
     keep_stats = wstats.supported(engine)
     out_type = None if fresh else dict(engine.columns(physical)).get(spec.column)
@@ -209,21 +201,15 @@ def _windows(
         change = versioning.begin(engine, physical, fresh=fresh)
         if fresh:
             change.create(render(refs(None)))
-            engine.execute(f"DELETE FROM {meta} WHERE physical = ?", [physical])
+            engine.forget_window_marks(physical)
         else:
             gone = sorted(todo | vanished)
-            change.retire(wstats.window_predicate(spec.column, grain, gone, out_type))
+            change.retire(wstats.window_condition(spec.column, grain, gone, out_type))
             if todo:
                 change.insert(render(refs(condition)))
-            engine.execute(
-                f"DELETE FROM {meta} WHERE physical = ? AND label IN"
-                f" ({', '.join(_lit(w) for w in [*gone, DIMENSIONS])})",
-                [physical],
-            )
-        marks: list[list[Any]] = [[physical, w, current[w]] for w in sorted(todo) if w in current]
-        marks.append([physical, DIMENSIONS, dim_fp])
-        for mark in marks:
-            engine.execute(f"INSERT INTO {meta} VALUES (?, ?, ?)", mark)
+            engine.forget_window_marks(physical, [*gone, DIMENSIONS])
+        marks = [(w, current[w]) for w in sorted(todo) if w in current]
+        engine.record_window_marks(physical, [*marks, (DIMENSIONS, dim_fp)])
         if keep_stats:
             wstats.record_windows(engine, physical, spec.column, grain,
                                   None if fresh else todo | vanished)
@@ -263,7 +249,7 @@ def _cursor(
     engine: Engine,
     physical: str,
     spec: IncrementalSpec,
-    refs: Callable[[Callable[[str], str] | None], dict[str, str]],
+    refs: Refs,
     render: Callable[[Mapping[str, str]], str],
     fresh: bool,
     verify: Callable[[str | None], None],
@@ -277,20 +263,14 @@ def _cursor(
             inputs.record(engine, physical)
             snapshot = change.commit()
         return IncrementalOutcome("full build", [], snapshot)
-    col = _q(spec.column)
-    cutoff = engine.fetch(f"SELECT max({col}) FROM {_fq(physical)}")[0][0]
-    lb = node.lookback
-    bound = _value_sql(cutoff)
-    if lb and lb.get("grain"):
-        bound = f"CAST({bound} AS TIMESTAMP) - {interval_sql(lb['n'], lb['grain'])}"
-    elif lb:
-        bound = f"{bound} - {int(lb['n'])}"
-    in_col = _q(spec.input_column)
+    cutoff = engine.max_value(physical, spec.column)
+    bound = _bound(cutoff, node.lookback)
 
-    def condition(_u: str) -> str:
-        return f"{in_col} > {bound}"
+    def condition(_u: str) -> exp.Expr:
+        return st.col(spec.input_column) > bound.copy()
 
-    moved = None if cutoff is None else inputs.moved(engine, physical, f"{in_col} <= {bound}")
+    moved = None if cutoff is None else inputs.moved(
+        engine, physical, st.col(spec.input_column) <= bound.copy())
     if moved is not None:  # what was consumed changed: start again (as a new version)
         with engine.transaction():
             change = versioning.begin(engine, physical, fresh=False)
@@ -303,18 +283,18 @@ def _cursor(
     select = render(refs(condition if cutoff is not None else None))
     with engine.transaction():
         change = versioning.begin(engine, physical, fresh=False)
+        past = st.col(spec.column) > bound.copy()
         if spec.strategy == "append":
-            if lb and cutoff is not None:
-                change.retire(f"{col} > {bound}")
+            if node.lookback and cutoff is not None:
+                change.retire(past)
             change.insert(select)
-        else:
-            stage = _q("__hw_stage_" + physical)
-            engine.execute(f"CREATE OR REPLACE TEMP TABLE {stage} AS {select}")
-            keys = " AND ".join(f"s.{_q(k)} = {_fq(physical)}.{_q(k)}" for k in spec.key)
-            change.retire(f"EXISTS (SELECT 1 FROM {stage} AS s WHERE {keys})")
-            change.insert(f"SELECT * FROM {stage}")
-            engine.execute(f"DROP TABLE {stage}")
-        verify(f"{col} > {bound}" if cutoff is not None else None)
+        else:  # merge: the new rows replace the rows with their keys
+            stage = st.temp("__hw_stage_" + physical)
+            engine.create_table_as(stage, select, temp=True)
+            change.retire(_matching_keys(stage, st.table(physical), spec.key))
+            change.insert(st.select("*").from_(stage.copy()))
+            engine.drop_table(stage, if_exists=False)
+        verify(past.sql(dialect="duckdb") if cutoff is not None else None)
         inputs.record(engine, physical)
         snapshot = change.commit()
     what = "appended" if spec.strategy == "append" else "merged"
@@ -338,20 +318,16 @@ class _Inputs:
     windowed: set[str]
 
     def record(self, engine: Engine, physical: str) -> None:
-        meta = f"{_q(META_SCHEMA)}.windows"
-        engine.execute(f"DELETE FROM {meta} WHERE physical = ? AND starts_with(label, ?)",
-                       [physical, INPUT])
-        for u in sorted(self.physical):
-            engine.execute(f"INSERT INTO {meta} VALUES (?, ?, ?)", [
-                physical, INPUT + u,
-                json.dumps({"physical": self.physical[u], "identity": self.identity.get(u, "")})])
+        engine.forget_window_marks(physical, prefix=INPUT)
+        engine.record_window_marks(physical, [
+            (INPUT + u, json.dumps({"physical": self.physical[u],
+                                    "identity": self.identity.get(u, "")}))
+            for u in sorted(self.physical)])
 
-    def moved(self, engine: Engine, physical: str, consumed: str) -> str | None:
+    def moved(self, engine: Engine, physical: str, consumed: exp.Expr) -> str | None:
         """None while the input rows matching ``consumed`` are as the last build saw them;
         else why not."""
-        meta = f"{_q(META_SCHEMA)}.windows"
-        stored = dict(engine.fetch(f"SELECT label, fp FROM {meta} WHERE physical = ? AND"
-                                   " starts_with(label, ?)", [physical, INPUT]))
+        stored = engine.window_marks(physical, prefix=INPUT)
         if not stored:
             return "it has no record of the inputs it was built from"
         for u, phys in sorted(self.physical.items()):
@@ -371,7 +347,7 @@ class _Inputs:
 INPUT = "input:"
 
 
-def _same_rows(engine: Engine, old: str, new: str, where: str) -> bool:
+def _same_rows(engine: Engine, old: str, new: str, where: exp.Expr) -> bool:
     """Whether two tables hold the same visible rows among those matching ``where``."""
     cols = [c for c, _ in engine.columns(new) if not c.startswith(HIDDEN_PREFIX)]
     was, now = versioning.parse_snapshot(old), versioning.parse_snapshot(new)
@@ -380,29 +356,37 @@ def _same_rows(engine: Engine, old: str, new: str, where: str) -> bool:
         return versioning.same_projection(engine, was[0], was[1], now[1], cols, where)
     if not engine.exists(old) or {c for c, _ in engine.columns(old)} < set(cols):
         return False
-    listed = ", ".join(_q(c) for c in cols)
-
     def summed(table: str) -> list[tuple[Any, ...]]:
-        return engine.fetch(
-            f"SELECT count(*), coalesce(sum(hash(struct_pack({listed}))::HUGEINT), 0)::VARCHAR"
-            f" FROM {_fq(table)} WHERE {where}")
+        from sqlglot import exp
+
+        total = exp.func("coalesce", st.sum_of(st.row_hash(cols)), st.lit(0))
+        return engine.fetch_expr(st.select(st.count_star(), exp.cast(total, "VARCHAR"))
+                                 .from_(st.table(table)).where(where.copy()))
 
     return summed(old) == summed(new)
 
 
-def _value_sql(value: Any) -> str:
-    """A SQL literal for a cursor value read back from the warehouse."""
-    import datetime as dt
-    from decimal import Decimal
+def _bound(cutoff: Any, lookback: Mapping[str, Any] | None) -> exp.Expr:
+    """The cursor value past which rows are (re)processed: the largest one built, less
+    the lookback (``n`` values, or ``n`` units of ``grain`` of a time)."""
+    from sqlglot import exp
 
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int | float | Decimal):
-        return repr(value) if not isinstance(value, Decimal) else str(value)
-    if isinstance(value, dt.datetime):
-        return f"TIMESTAMP {_lit(value.isoformat(sep=' '))}"
-    if isinstance(value, dt.date):
-        return f"DATE {_lit(value.isoformat())}"
-    return _lit(str(value))
+    bound = st.lit(cutoff)
+    if lookback and lookback.get("grain"):
+        step = exp.Interval(this=exp.Literal.number(int(lookback["n"])),
+                            unit=exp.Var(this=str(lookback["grain"]).upper()))
+        return exp.Sub(this=exp.cast(bound, "TIMESTAMP"), expression=step)
+    if lookback:
+        return exp.Sub(this=bound, expression=st.lit(int(lookback["n"])))
+    return bound
+
+
+def _matching_keys(stage: exp.Table, target: exp.Table, keys: Sequence[str]) -> exp.Expr:
+    """``EXISTS (SELECT 1 FROM stage AS s WHERE s.k = target.k ...)``: the rows of
+    ``target`` whose keys are among the staged rows."""
+    from sqlglot import exp
+
+    same = [exp.EQ(this=st.col(k, "s"), expression=st.col(k, target)) for k in keys]
+    match = st.select(exp.Literal.number(1)).from_(stage.copy().as_("s")).where(
+        exp.and_(*same, copy=False))
+    return exp.Exists(this=match)

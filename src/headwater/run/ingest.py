@@ -31,12 +31,13 @@ from headwater.engines import versioning
 from headwater.engines import window_stats as wstats
 from headwater.engines.base import HIDDEN_PREFIX, Engine
 from headwater.engines.base import PARTITION_COLUMN as HIDDEN_PARTITION
-from headwater.engines.base import quote_ident as _q
-from headwater.engines.base import quote_literal as _lit
 from headwater.errors import ConnectorError, HeadwaterError
 
 if TYPE_CHECKING:
     from headwater.connectors.filecache import FileDigests
+
+# the bookkeeping statements are sqlglot trees (headwater.engines.statements), imported
+# where they are built: importing this module (quarantine names) stays cheap
 
 log = logging.getLogger(__name__)
 
@@ -86,25 +87,21 @@ def _commit(change: versioning.Change) -> str:
 
 def _left_out(engine: Engine, physical: str) -> frozenset[str]:
     """Columns of a file source's table that none of its current files has."""
-    from headwater.engines.base import META_SCHEMA
-
-    rows = engine.fetch(f'SELECT p.part, c.cols FROM "{META_SCHEMA}".partitions AS p LEFT JOIN'
-                        f' "{META_SCHEMA}".part_columns AS c ON c.physical = p.physical AND'
-                        " c.part = p.part WHERE p.physical = ?", [physical])
+    rows = engine.partition_columns(physical)
     if not rows or any(cols is None for _, cols in rows):
         return frozenset()  # files loaded by an older Headwater: their columns are unknown
-    have = {c for _, cols in rows for c in json.loads(cols)}
+    have = {c for _, cols in rows if cols is not None for c in json.loads(cols)}
     return frozenset(c for c, _ in engine.columns(physical)
                      if not c.startswith(HIDDEN_PREFIX) and c not in have)
 
 
 def _forget_quarantine(engine: Engine, physical: str) -> None:
     """What a killed run may have left of the quarantine of a source loaded afresh."""
-    from headwater.engines.base import INTERNAL_SCHEMA
+    from headwater.engines import statements as st
 
     for table in (quarantine_table(physical), versioning.archive_name(quarantine_table(physical))):
         if engine.exists(table):
-            engine.execute(f'DROP TABLE "{INTERNAL_SCHEMA}".{_q(table)}')
+            engine.drop_table(st.table(table), if_exists=False)
 
 
 def _check_incoming(
@@ -114,12 +111,15 @@ def _check_incoming(
 
     The quarantine of an in-place source is versioned with it (rows carry the version
     stamp of the stage; see ``finish_quarantine``)."""
-    from headwater.engines.base import INTERNAL_SCHEMA
+    from sqlglot import exp
+
+    from headwater.engines import statements as st
     from headwater.errors import CheckFailedError
     from headwater.run.checks import failing_condition, run_checks
 
     quarantined: dict[str, int] = {}
-    target = f'"{INTERNAL_SCHEMA}".{_q(quarantine_table(physical))}'
+    target = st.table(quarantine_table(physical))
+    staged = exp.to_table(stage, dialect="duckdb")  # the engine names it as SQL text
     for spec in node.checks:
         if spec.on_fail != "quarantine":
             continue
@@ -131,16 +131,16 @@ def _check_incoming(
                 hint="on_fail=quarantine works with not_null, accepted_values, range, "
                 "expression and relationships",
             )
-        label = _lit(spec.name)
-        n = engine.fetch(f"SELECT count(*) FROM {stage} WHERE {cond}")[0][0]
+        failing = exp.condition(cond, dialect="duckdb")
+        n = engine.count_rows(staged, failing)
+        aside = st.select("*", st.lit(spec.name).as_("_check", quoted=True)).from_(
+            staged.copy()).where(failing.copy())
         if engine.exists(quarantine_table(physical)):
-            engine.execute(f"INSERT INTO {target} BY NAME SELECT *, {label} AS _check"
-                           f" FROM {stage} WHERE {cond}")
+            engine.insert_by_name(target, aside)
         else:
-            engine.execute(f"CREATE TABLE {target} AS SELECT *, {label} AS _check"
-                           f" FROM {stage} WHERE {cond}")
-        engine.execute(f"DELETE FROM {stage} WHERE {cond}")
-        quarantined[spec.name] = int(n)
+            engine.create_table_as(target, aside)
+        engine.delete_rows(staged, failing)
+        quarantined[spec.name] = n
     results = run_checks(engine, node.name, node.checks, stage)
     for r in results:
         r.quarantined = quarantined.get(r.check, 0)
@@ -250,14 +250,10 @@ def _ingest_partitions(
     table) the replaced rows stay visible in earlier snapshots and the load ends
     with a new one (``result.snapshot``).
     """
-    from headwater.engines.base import INTERNAL_SCHEMA, META_SCHEMA
+    from headwater.engines import statements as st
 
-    meta = f'"{META_SCHEMA}".partitions'
-    part_cols = f'"{META_SCHEMA}".part_columns'
-    table = f'"{INTERNAL_SCHEMA}".{_q(physical)}'
     current = dict(connector.partitions())
-    stored = dict(engine.fetch(f"SELECT part, digest FROM {meta} WHERE physical = ?",
-                               [physical])) if exists else {}
+    stored = engine.partitions(physical) if exists else {}
     changed = sorted(p for p, d in current.items() if stored.get(p) != d)
     keep = connector.keeps_vanished
     vanished = [] if keep else sorted(p for p in stored if p not in current)
@@ -265,32 +261,25 @@ def _ingest_partitions(
 
     def before() -> None:
         if not exists:
-            engine.execute(f"DELETE FROM {meta} WHERE physical = ?", [physical])
-            engine.execute(f"DELETE FROM {part_cols} WHERE physical = ?", [physical])
+            engine.forget_partitions(physical)
             wstats.forget_parts(engine, physical, None)
             _forget_quarantine(engine, physical)
         elif redo:
-            marks = ", ".join("?" for _ in redo)
             # only files loaded before have rows to replace (rows and bookkeeping commit
             # together): a new file's rows cannot be there
             held = [p for p in redo if p in stored]
             if held:
-                which = f"{_q(HIDDEN_PARTITION)} IN ({', '.join(_lit(p) for p in held)})"
+                which = st.is_in(HIDDEN_PARTITION, held)
                 change.retire(which)
                 quarantine = change.companion(QUARANTINE)
                 if engine.exists(quarantine.base):  # its rows of those files go with them
                     quarantine.retire(which)
-            for table in (meta, part_cols):
-                engine.execute(f"DELETE FROM {table} WHERE physical = ? AND part IN ({marks})",
-                               [physical, *redo])
+            engine.forget_partitions(physical, redo)
             wstats.forget_parts(engine, physical, redo)
 
     def after() -> None:
-        for part in changed:
-            engine.execute(f"INSERT INTO {meta} VALUES (?, ?, ?)",
-                           [physical, part, current[part]])
-            engine.execute(f"INSERT INTO {part_cols} VALUES (?, ?, ?)",
-                           [physical, part, json.dumps(columns_of(part))])
+        engine.record_partitions(physical, [
+            (part, current[part], json.dumps(columns_of(part))) for part in changed])
         change.left_out = _left_out(engine, physical)
         result.snapshot = _commit(change)
 
@@ -322,9 +311,12 @@ def _ingest_partitions(
             return sorted(c for c in own if c in read_cols)
         if len(changed) == 1:
             return read_cols
-        counts = engine.fetch(
-            f"SELECT {', '.join(f'count({_q(c)})' for c in read_cols)} FROM {table}"
-            f" WHERE {_q(HIDDEN_PARTITION)} = ?", [part]) if read_cols else [()]
+        from sqlglot import exp
+
+        counts = engine.fetch_expr(
+            st.select(*(exp.Count(this=st.col(c)) for c in read_cols)).from_(
+                st.table(physical)).where(st.eq(HIDDEN_PARTITION, part))
+        ) if read_cols else [()]
         return [c for c, n in zip(read_cols, counts[0], strict=True) if n]
     engine.load_arrow(physical, reader, projection, append=exists, stage_hook=hook,
                       before=before, after=after,

@@ -1,12 +1,17 @@
-"""Statements in DuckDB's dialect on the Spark engine: what Spark SQL cannot do on Parquet.
+"""Statements on the Spark engine: what Spark SQL cannot do on Parquet, from sqlglot trees.
 
 ``CREATE TABLE ... AS`` writes a new segment; ``INSERT ... [BY NAME]`` appends one;
 ``DELETE`` writes the surviving rows of only the segments that hold matching rows
 (found with ``input_file_name()``); ``ALTER TABLE ... ADD COLUMN`` changes only the
 schema (Parquet readers fill a missing column with NULL); ``DROP TABLE`` forgets a
-table. Inside ``engine.transaction()`` all of it becomes visible at commit. The
-bookkeeping tables (``_hw_meta.*``) are tiny: an in-memory DuckDB runs the statement
-on a copy and the changed rows go to the catalog.
+table. Inside ``engine.transaction()`` all of it becomes visible at commit.
+
+The engine's own methods (``delete_rows``, ``insert_by_name`` ...) call the functions
+here with trees that are already built (headwater.engines.statements): nothing is
+parsed. :func:`run_statement` serves ``engine.execute`` of DuckDB-dialect text (custom
+checks, tests): it parses the text once and goes the same way. Bookkeeping is kept as
+catalog rows (:mod:`headwater.engines.spark.meta`); only text statements that name the
+``_hw_meta`` tables run on a copy in an in-memory DuckDB.
 """
 
 from __future__ import annotations
@@ -39,44 +44,78 @@ def _error(message: str) -> Exception:
 
 def run_statement(engine: SparkEngine, sql: str, params: list[Any] | None, *, fetch: bool
                   ) -> list[tuple[Any, ...]] | None:
-    """Carry out one statement; the rows of a query (``fetch``)."""
+    """Carry out one statement given as DuckDB-dialect text; the rows of a query."""
+    tree = engine._parse(sql, params)
+    if _meta_only(tree):
+        return _meta_statement(engine, sql, params, fetch=fetch)
+    return _run(engine, tree)
+
+
+def run_tree(engine: SparkEngine, tree: exp.Expr) -> list[tuple[Any, ...]] | None:
+    """Carry out one statement built as a tree with DuckDB's semantics (not translated
+    yet: it is translated here, on a copy); the rows of a query."""
+    from headwater.engines.spark.sql import to_spark
+
+    if _meta_only(tree):
+        return _meta_statement(engine, tree.sql(dialect="duckdb"), None, fetch=True)
+    return _run(engine, to_spark(tree.copy(), "duckdb"))
+
+
+def _meta_only(tree: exp.Expr) -> bool:
     from sqlglot import exp
 
-    tree = engine._parse(sql, params)
     tables = list(tree.find_all(exp.Table))
-    if tables and all(t.text("db") == META_SCHEMA for t in tables):
-        return _meta_statement(engine, sql, params, fetch=fetch)
+    return bool(tables) and all(t.text("db") == META_SCHEMA for t in tables)
+
+
+def _run(engine: SparkEngine, tree: exp.Expr) -> list[tuple[Any, ...]] | None:
+    """Carry out a statement already translated for Spark."""
+    from sqlglot import exp
+
     if isinstance(tree, exp.Create):
-        target = _target(engine, tree.this, temp=_is_temp(tree))
         if (tree.args.get("kind") or "").upper() == "VIEW":
             raise _error("CREATE VIEW is not supported by the Spark engine")
-        query = tree.expression
-        if not isinstance(query, exp.Query):
-            raise _error("CREATE TABLE needs AS SELECT on the Spark engine")
-        with engine.transaction():
-            rel, schema, metrics = engine._write_df(engine._df(query), _owner(target))
-            engine._set(target, Entry("table", schema, (rel,), metrics=metrics))
+        create_as(engine, tree.this, tree.expression, temp=_is_temp(tree))
         return None
     if isinstance(tree, exp.Insert):
-        _insert(engine, tree)
+        insert(engine, tree.this, tree.expression, by_name=bool(tree.args.get("by_name")))
         return None
     if isinstance(tree, exp.Delete):
-        _delete(engine, tree)
+        where = tree.args.get("where")
+        delete_where(engine, tree.this, where.this if where is not None else None)
         return None
     if isinstance(tree, exp.Drop):
-        for table in tree.args.get("tables") or [tree.this]:
-            target = _target(engine, table, temp=False)
-            if engine._current(target) is None:
-                if tree.args.get("exists"):
-                    continue
-                raise _error(f"table {target[1]} does not exist")
-            engine._set(target, None)
+        drop(engine, tree.args.get("tables") or [tree.this],
+             if_exists=bool(tree.args.get("exists")))
         return None
     if isinstance(tree, exp.Alter):
         _alter(engine, tree)
         return None
     rows = engine._df(tree).collect()
     return [tuple(r) for r in rows]
+
+
+def create_as(engine: SparkEngine, table: exp.Expr, query: exp.Expr | None, *,
+              temp: bool) -> None:
+    """``CREATE OR REPLACE [TEMP] TABLE table AS query`` (``query`` translated)."""
+    from sqlglot import exp
+
+    target = _target(engine, table, temp=temp)
+    if not isinstance(query, exp.Query):
+        raise _error("CREATE TABLE needs AS SELECT on the Spark engine")
+    with engine.transaction():
+        rel, schema, metrics = engine._write_df(engine._df(query), _owner(target))
+        engine._set(target, Entry("table", schema, (rel,), metrics=metrics))
+
+
+def drop(engine: SparkEngine, tables: list[exp.Expr], *, if_exists: bool) -> None:
+    for table in tables:
+        target = _target(engine, table, temp=False)
+        if engine._current(target) is None:
+            if if_exists:
+                continue
+            raise _error(f"table {target[1]} does not exist")
+        engine._set(target, None)
 
 
 def _target(engine: SparkEngine, table: exp.Expr, *, temp: bool) -> tuple[str, str]:
@@ -95,20 +134,20 @@ def _target(engine: SparkEngine, table: exp.Expr, *, temp: bool) -> tuple[str, s
         f"{INTERNAL_SCHEMA}.* tables and temporary tables")
 
 
-def _insert(engine: SparkEngine, tree: exp.Insert) -> None:
+def insert(engine: SparkEngine, table: exp.Expr, query: exp.Expr, *, by_name: bool) -> None:
+    """``INSERT INTO table [BY NAME] query`` (``query`` translated): a new segment."""
     from sqlglot import exp
 
-    target = _target(engine, tree.this, temp=False)
+    target = _target(engine, table, temp=False)
     entry = engine._current(target)
     if entry is None:
         raise _error(f"table {target[1]} does not exist")
-    query = tree.expression
     df = engine._df(query) if isinstance(query, exp.Query) else engine.spark.sql(
         "SELECT * FROM " + query.sql(dialect="spark"))
     names = [f["name"] for f in entry.schema["fields"]]
     types = {f["name"]: _simple(f["type"]) for f in entry.schema["fields"]}
     given = list(df.columns)
-    if tree.args.get("by_name"):
+    if by_name:
         lower = {c.lower(): c for c in given}
         extra = [c for c in given if c.lower() not in {n.lower() for n in names}]
         if extra:
@@ -117,8 +156,8 @@ def _insert(engine: SparkEngine, tree: exp.Insert) -> None:
                  if n.lower() in lower else f"CAST(NULL AS {types[n]}) AS {_bq(n)}"
                  for n in names]
     else:
-        cols = ([c.name for c in tree.this.expressions]
-                if isinstance(tree.this, exp.Schema) else names)
+        cols = ([c.name for c in table.expressions]
+                if isinstance(table, exp.Schema) else names)
         if len(cols) != len(given):
             raise _error(
                 f"table {target[1]} takes {len(cols)} values, {len(given)} given")
@@ -130,21 +169,21 @@ def _insert(engine: SparkEngine, tree: exp.Insert) -> None:
         engine._set(target, entry.with_segments(entry.segments + (rel,), metrics))
 
 
-def _delete(engine: SparkEngine, tree: exp.Delete) -> None:
+def delete_where(engine: SparkEngine, table: exp.Expr, cond: exp.Expr | None) -> None:
+    """``DELETE FROM table [WHERE cond]`` (``cond`` translated): only the segments holding
+    matching rows are rewritten."""
     from sqlglot import exp
 
-    target = _target(engine, tree.this, temp=False)
+    target = _target(engine, table, temp=False)
     entry = engine._current(target)
     if entry is None:
         raise _error(f"table {target[1]} does not exist")
-    where = tree.args.get("where")
-    if where is None:
+    if cond is None:
         engine._set(target, entry.with_segments((), {}))
         return
-    cond = where.this
     hit = exp.func("coalesce", exp.paren(cond.copy()), exp.false())
     keep = exp.not_(hit.copy())
-    ref = tree.this.copy()
+    ref = table.copy()
     key = (ref.text("db"), ref.name)
     # only the segments holding rows to delete are rewritten
     files = engine._df(exp.select(exp.func("input_file_name")).distinct()

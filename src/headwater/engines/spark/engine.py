@@ -31,7 +31,7 @@ import json
 import logging
 import shutil
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +48,7 @@ from headwater.engines.base import (
     Engine,
     TableStats,
 )
+from headwater.engines.spark import meta
 from headwater.engines.spark.catalog import Catalog, Entry
 from headwater.engines.spark.session import SparkEngineError, make_session
 from headwater.engines.spark.types import (
@@ -436,6 +437,91 @@ class SparkEngine(Engine):
         from headwater.engines.spark.dml import run_statement
 
         return run_statement(self, sql, params, fetch=True) or []
+
+    # -- statements as trees (headwater.engines.statements): translated, never parsed ----
+
+    def execute_expr(self, statement: exp.Expr) -> None:
+        from headwater.engines.spark.dml import run_tree
+
+        run_tree(self, statement)
+
+    def fetch_expr(self, query: exp.Expr) -> list[tuple[Any, ...]]:
+        from headwater.engines.spark.dml import run_tree
+
+        return run_tree(self, query) or []
+
+    def _query(self, query: str | exp.Query) -> exp.Expr:
+        """A query for Spark: a transform's text parsed (once), a tree translated."""
+        if isinstance(query, str):
+            return self._parse(query)
+        from headwater.engines.spark.sql import to_spark
+
+        return to_spark(query.copy(), "duckdb")
+
+    def create_table_as(self, target: exp.Table, query: str | exp.Query, *,
+                        temp: bool = False) -> None:
+        from headwater.engines.spark import dml
+
+        dml.create_as(self, target, self._query(query), temp=temp)
+
+    def insert_by_name(self, target: exp.Table, query: str | exp.Query) -> None:
+        from headwater.engines.spark import dml
+
+        dml.insert(self, target, self._query(query), by_name=True)
+
+    def delete_rows(self, target: exp.Table, where: exp.Expr | None = None) -> None:
+        from headwater.engines.spark import dml
+        from headwater.engines.spark.sql import to_spark
+
+        dml.delete_where(self, target, None if where is None else to_spark(where.copy(),
+                                                                           "duckdb"))
+
+    def drop_table(self, target: exp.Table, *, if_exists: bool = True) -> None:
+        from headwater.engines.spark import dml
+
+        dml.drop(self, [target], if_exists=if_exists)
+
+    # -- bookkeeping: rows of the catalog (headwater.engines.spark.meta) ------------------
+
+    def window_marks(self, physical: str, prefix: str = "") -> dict[str, str]:
+        return meta.window_marks(self.catalog, physical, prefix)
+
+    def forget_window_marks(self, physical: str, labels: Iterable[str] | None = None, *,
+                            prefix: str = "") -> None:
+        meta.forget_window_marks(self.catalog, physical, labels, prefix)
+
+    def record_window_marks(self, physical: str, marks: Iterable[tuple[str, str]]) -> None:
+        meta.add(self.catalog, "windows", ([physical, label, fp] for label, fp in marks))
+
+    def partitions(self, physical: str) -> dict[str, str]:
+        return meta.partitions(self.catalog, physical)
+
+    def partition_columns(self, physical: str) -> list[tuple[str, str | None]]:
+        return meta.partition_columns(self.catalog, physical)
+
+    def forget_partitions(self, physical: str, parts: Iterable[str] | None = None) -> None:
+        meta.forget_partitions(self.catalog, physical, parts)
+
+    def record_partitions(self, physical: str,
+                          parts: Iterable[tuple[str, str, str | None]]) -> None:
+        listed = list(parts)
+        with self.transaction():
+            meta.add(self.catalog, "partitions", ([physical, p, d] for p, d, _ in listed))
+            meta.add(self.catalog, "part_columns",
+                     ([physical, p, c] for p, _, c in listed if c is not None))
+
+    def version_head(self, base: str) -> int | None:
+        return meta.version_head(self.catalog, base)
+
+    def version_left_out(self, base: str, version: int) -> str | None:
+        return meta.version_left_out(self.catalog, base, version)
+
+    def record_version(self, base: str, version: int, snapshot: str,
+                       left_out: str | None = None) -> None:
+        meta.record_version(self.catalog, base, version, snapshot, left_out)
+
+    def forget_versions(self, base: str) -> None:
+        meta.remove(self.catalog, "versions", lambda r: r[0] == base)
 
 
     @contextmanager
