@@ -35,8 +35,14 @@ def site(shop: Project) -> Path:
 def test_site_layout(shop: Project, site: Path) -> None:
     names = set(shop.loaded.nodes)
     assert {p.stem for p in (site / "nodes").glob("*.html")} == names
-    for asset in ("assets/style.css", "assets/app.js", "assets/pygments.css", "data.js"):
+    for asset in ("assets/shared.css", "assets/shared.js", "assets/style.css", "assets/app.js",
+                  "assets/pygments.css", "data.js"):
         assert (site / asset).stat().st_size > 0
+    # relative references (file:// works), the files shared with the web UI first
+    page = (site / "nodes" / "device_health_daily.html").read_text()
+    refs = re.findall(r'(?:href|src)="(\.\./[^"]+\.(?:css|js))"', page)
+    assert refs == ["../assets/shared.css", "../assets/style.css", "../assets/pygments.css",
+                    "../data.js", "../assets/shared.js", "../assets/app.js"]
 
 
 def test_index_draws_every_node_and_edge(shop: Project, site: Path) -> None:

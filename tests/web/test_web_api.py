@@ -208,8 +208,12 @@ def test_pages_are_served_with_their_own_assets(client: TestClient) -> None:
         r = client.get(path)
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
         assert "script-src 'self'" in r.headers["content-security-policy"]
-        for ref in ("/static/common.js", "/static/app.css"):
+        for ref in ("/assets/shared.js", "/static/common.js", "/assets/shared.css",
+                    "/static/app.css"):
             assert ref in r.text
+        # the shared files first: the UI's own build on them
+        assert r.text.index("/assets/shared.css") < r.text.index("/static/app.css")
+        assert r.text.index("/assets/shared.js") < r.text.index("/static/common.js")
         assert not REMOTE.search(r.text.replace(SVG_NS, "")), path
     for asset in ("common.js", "graph.js", "node.js", "runs.js", "app.css", "favicon.svg",
                   "missing.js"):
@@ -218,6 +222,23 @@ def test_pages_are_served_with_their_own_assets(client: TestClient) -> None:
         assert not REMOTE.search(r.text.replace(SVG_NS, "")), asset
     assert "pre.hl" in client.get("/assets/pygments.css").text
     assert client.get("/docs").status_code == 404  # Swagger UI would load a CDN
+
+
+def test_the_files_shared_with_the_docs_site_are_served_as_they_are(client: TestClient) -> None:
+    """/assets/shared.* are the docs site's own files, byte for byte, under the same rules
+    (CSP, nosniff, a type a browser runs) as /static/; the docs-only files are not served."""
+    from headwater.docs import ASSETS
+
+    for name, kind in (("shared.css", "text/css"), ("shared.js", "text/javascript")):
+        r = client.get(f"/assets/{name}")
+        assert r.status_code == 200, name
+        assert r.headers["content-type"].startswith(kind)
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert "script-src 'self'" in r.headers["content-security-policy"]
+        assert r.content == (ASSETS / name).read_bytes()
+        assert int(r.headers["content-length"]) == len(r.content)
+    for name in ("style.css", "app.js"):
+        assert client.get(f"/assets/{name}").status_code == 404
 
 
 def test_event_stream_follows_a_run(live_server: Any) -> None:

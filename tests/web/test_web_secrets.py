@@ -118,7 +118,8 @@ def crawl(base: str, client: httpx.Client) -> dict[str, str]:
     for page in pages:
         get(page)
     for asset in ["static/common.js", "static/graph.js", "static/node.js", "static/runs.js",
-                  "static/app.css", "assets/pygments.css"]:
+                  "static/app.css", "assets/pygments.css", "assets/shared.css",
+                  "assets/shared.js"]:
         get(asset)
     get("api/nodes/nope")  # errors too
     get("api/runs/nope")

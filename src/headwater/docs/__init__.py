@@ -5,7 +5,8 @@
     index.html          search, the DAG (pan, zoom, colour by kind or status), every node
     nodes/NAME.html     description, columns with lineage, checks, last run, code
     data.js             the search index (a script: fetch() of local files fails on file://)
-    assets/style.css, assets/app.js
+    assets/shared.css, assets/shared.js   what the web UI (headwater serve) uses too
+    assets/style.css, assets/app.js       the rest, for this site only
 
 No page loads anything from the network (a Content-Security-Policy forbids it),
 so the folder can be opened from disk, zipped or served by any static server.

@@ -74,6 +74,7 @@ def _shell(title: str, body: str, root: str, site: SiteDoc, page: str) -> str:
 <meta http-equiv="Content-Security-Policy" content="{CSP}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)}</title>
+<link rel="stylesheet" href="{root}assets/shared.css">
 <link rel="stylesheet" href="{root}assets/style.css">
 <link rel="stylesheet" href="{root}assets/pygments.css">
 </head>
@@ -91,6 +92,7 @@ def _shell(title: str, body: str, root: str, site: SiteDoc, page: str) -> str:
 {body}
 </main>
 <script src="{root}data.js"></script>
+<script src="{root}assets/shared.js"></script>
 <script src="{root}assets/app.js"></script>
 </body>
 </html>

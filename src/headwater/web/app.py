@@ -1,8 +1,10 @@
 """The ASGI application: ``create_app(project)`` for uvicorn, tests and schemathesis.
 
-Everything the pages need is served from this package (no CDN, no web fonts), so
-the UI works offline. A small ASGI middleware (:class:`Shield`) checks the Host
-header, adds security headers and blanks any secret value out of every response.
+Everything the pages need is served from Headwater's own files (no CDN, no web fonts):
+``static/`` at /static/ and, at /assets/, the stylesheet and helpers the docs site shares
+(``headwater/docs/assets/shared.*``), so the UI works offline. A small ASGI middleware
+(:class:`Shield`) checks the Host header, adds security headers and blanks any secret
+value out of every response.
 """
 
 from __future__ import annotations
@@ -225,7 +227,8 @@ class Shield:
                                "its loopback address", "hint": "open http://127.0.0.1:PORT/"})
             await _send_plain(send, 403, body.encode())
             return
-        static = scope.get("path", "").startswith("/static/")
+        path = scope.get("path", "")
+        static = path.startswith("/static/") or path in pages.SHARED_ASSETS
         pending: Message | None = None
 
         async def guarded(message: Message) -> None:

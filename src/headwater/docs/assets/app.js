@@ -1,6 +1,8 @@
-/* Headwater docs: search, DAG pan/zoom, column lineage highlighting. No network, no library. */
+/* Headwater docs: search, DAG pan/zoom, column lineage highlighting, on the helpers of
+   shared.js (loaded first). No network, no library. */
 (function () {
   "use strict";
+  var HW = window.HW;
   var DATA = window.HEADWATER || { nodes: [] };
   var ROOT = document.body.getAttribute("data-root") || "";
 
@@ -15,7 +17,7 @@
     if (s < 129600) return Math.round(s / 3600) + " h ago";
     return Math.round(s / 86400) + " days ago";
   }
-  Array.prototype.forEach.call(document.querySelectorAll("time[datetime]"), function (el) {
+  HW.each(document.querySelectorAll("time[datetime]"), function (el) {
     var rel = ago(el.getAttribute("datetime"));
     if (rel) el.textContent = rel;
   });
@@ -41,7 +43,7 @@
   }
   var active = -1;
   function render(q) {
-    list.innerHTML = "";
+    HW.clear(list);
     active = -1;
     if (!q) { list.hidden = true; return; }
     var hits = [];
@@ -51,25 +53,12 @@
     }
     hits.sort(function (a, b) { return a[0] - b[0] || a[1] - b[1]; });
     hits.slice(0, 40).forEach(function (h) {
-      var e = h[2], li = document.createElement("li"), a = document.createElement("a");
-      a.href = ROOT + e.href;
-      var what = document.createElement("span");
-      what.className = "what"; what.textContent = e.what;
-      a.appendChild(what);
-      a.appendChild(document.createTextNode(e.label));
-      if (e.desc) {
-        var d = document.createElement("span");
-        d.className = "desc"; d.textContent = e.desc;
-        a.appendChild(d);
-      }
-      li.appendChild(a);
-      list.appendChild(li);
+      var e = h[2];
+      list.appendChild(HW.el("li", {}, [HW.el("a", { href: ROOT + e.href }, [
+        HW.el("span", { cls: "what", text: e.what }), e.label,
+        e.desc ? HW.el("span", { cls: "desc", text: e.desc }) : null])]));
     });
-    if (!hits.length) {
-      var none = document.createElement("li");
-      none.className = "none"; none.textContent = "nothing matches";
-      list.appendChild(none);
-    }
+    if (!hits.length) list.appendChild(HW.el("li", { cls: "none", text: "nothing matches" }));
     list.hidden = false;
   }
   if (input && list) {
@@ -101,28 +90,10 @@
   var svg = document.getElementById("dag");
   var box = document.getElementById("dag-box");
   if (svg && box) {
-    var full = { x: -10, y: -10, w: +svg.getAttribute("data-width"), h: +svg.getAttribute("data-height") };
-    var view = { x: full.x, y: full.y, w: full.w, h: full.h };
-    function apply() { svg.setAttribute("viewBox", view.x + " " + view.y + " " + view.w + " " + view.h); }
-    function fit() {
-      var r = box.getBoundingClientRect();
-      var aspect = r.width / Math.max(1, r.height);
-      view.w = Math.max(full.w, full.h * aspect);
-      view.h = view.w / aspect;
-      view.x = full.x - (view.w - full.w) / 2;
-      view.y = full.y - (view.h - full.h) / 2;
-      apply();
-    }
-    function zoom(factor, cx, cy) {
-      var r = box.getBoundingClientRect();
-      var px = cx === undefined ? 0.5 : (cx - r.left) / r.width;
-      var py = cy === undefined ? 0.5 : (cy - r.top) / r.height;
-      var nw = Math.min(Math.max(view.w * factor, 50), full.w * 20);
-      var nh = nw * (view.h / view.w);
-      view.x += (view.w - nw) * px; view.y += (view.h - nh) * py;
-      view.w = nw; view.h = nh;
-      apply();
-    }
+    var vb = HW.viewBox(svg, box);
+    vb.full = [-10, -10, +svg.getAttribute("data-width"), +svg.getAttribute("data-height")];
+    var fit = vb.fit;
+    var zoom = function (factor, cx, cy) { vb.zoom(factor, cx, cy, 50, vb.full[2] * 20); };
     fit();
     window.addEventListener("resize", fit);
     box.addEventListener("wheel", function (ev) {
@@ -132,7 +103,7 @@
     var drag = null, moved = false;
     box.addEventListener("pointerdown", function (ev) {
       if (ev.button !== 0) return;
-      drag = { x: ev.clientX, y: ev.clientY, vx: view.x, vy: view.y };
+      drag = { x: ev.clientX, y: ev.clientY, v: vb.view.slice() };
       moved = false;
     });
     window.addEventListener("pointermove", function (ev) {
@@ -141,10 +112,7 @@
       if (!moved && Math.abs(dx) + Math.abs(dy) < 4) return;
       moved = true;
       box.classList.add("dragging");
-      var r = box.getBoundingClientRect();
-      view.x = drag.vx - dx * view.w / r.width;
-      view.y = drag.vy - dy * view.h / r.height;
-      apply();
+      vb.pan(drag.v, dx, dy);
     });
     window.addEventListener("pointerup", function () { drag = null; box.classList.remove("dragging"); });
     svg.addEventListener("click", function (ev) { if (moved) { ev.preventDefault(); moved = false; } }, true);
@@ -154,7 +122,7 @@
     if (zout) zout.addEventListener("click", function () { zoom(1.4); });
     var fitBtn = document.getElementById("fit");
     if (fitBtn) fitBtn.addEventListener("click", fit);
-    Array.prototype.forEach.call(document.querySelectorAll("input[name=colour]"), function (r) {
+    HW.each(document.querySelectorAll("input[name=colour]"), function (r) {
       r.addEventListener("change", function () {
         var byStatus = r.value === "status" && r.checked;
         svg.classList.toggle("by-status", byStatus);
@@ -163,12 +131,12 @@
       });
     });
     var edges = svg.querySelectorAll(".edge");
-    Array.prototype.forEach.call(svg.querySelectorAll(".node"), function (node) {
+    HW.each(svg.querySelectorAll(".node"), function (node) {
       var name = node.getAttribute("data-node");
       node.addEventListener("mouseenter", function () {
         svg.classList.add("focus");
         node.classList.add("hl");
-        Array.prototype.forEach.call(edges, function (e) {
+        HW.each(edges, function (e) {
           var f = e.getAttribute("data-from"), t = e.getAttribute("data-to");
           if (f === name || t === name) {
             e.classList.add("hl");
@@ -179,59 +147,15 @@
       });
       node.addEventListener("mouseleave", function () {
         svg.classList.remove("focus");
-        Array.prototype.forEach.call(svg.querySelectorAll(".hl"), function (x) { x.classList.remove("hl"); });
+        HW.each(svg.querySelectorAll(".hl"), function (x) { x.classList.remove("hl"); });
       });
     });
   }
 
-  /* ---- column lineage: hover a column to follow it, click to pin ------------------------- */
+  /* ---- column lineage: hover a column to follow it, click one of this node's to pin ------ */
   var lin = document.getElementById("lineage");
   if (lin) {
-    var ledges = lin.querySelectorAll(".ledge");
     var heading = document.getElementById("node");
-    var me = heading ? heading.getAttribute("data-node") : null;
-    var each = function (list, fn) { Array.prototype.forEach.call(list, fn); };
-    var follow = function (ref) {
-      each(lin.querySelectorAll(".hl"), function (x) { x.classList.remove("hl"); });
-      each(document.querySelectorAll("table.columns tr.hl"), function (x) { x.classList.remove("hl"); });
-      lin.classList.toggle("focus", !!ref);
-      if (!ref) return;
-      var refs = {};
-      refs[ref] = true;
-      each(ledges, function (e) {
-        var f = e.getAttribute("data-from"), t = e.getAttribute("data-to");
-        if (f === ref || t === ref) { e.classList.add("hl"); refs[f] = true; refs[t] = true; }
-      });
-      each(lin.querySelectorAll(".lcol"), function (c) {
-        if (refs[c.getAttribute("data-ref")]) c.classList.add("hl");
-      });
-      if (me && ref.indexOf(me + ".") === 0) {
-        var row = document.querySelector('table.columns tr[data-col="' + CSS.escape(ref.slice(me.length + 1)) + '"]');
-        if (row) row.classList.add("hl");
-      }
-    };
-    var pinned = null;
-    each(lin.querySelectorAll(".lcol"), function (c) {
-      var ref = c.getAttribute("data-ref");
-      c.addEventListener("mouseenter", function () { if (!pinned) follow(ref); });
-      c.addEventListener("mouseleave", function () { if (!pinned) follow(null); });
-      if (c.getAttribute("data-side") === "me") {
-        c.addEventListener("click", function () {
-          pinned = pinned === ref ? null : ref;
-          follow(pinned);
-        });
-      }
-    });
-    each(document.querySelectorAll("table.columns tr[data-col]"), function (row) {
-      row.addEventListener("click", function (ev) {
-        if (ev.target.closest("a")) return;
-        pinned = me + "." + row.getAttribute("data-col");
-        follow(pinned);
-      });
-    });
-    if (me && window.location.hash.indexOf("#col-") === 0) {
-      var target = document.getElementById(window.location.hash.slice(1));
-      if (target) { pinned = me + "." + target.getAttribute("data-col"); follow(pinned); }
-    }
+    HW.lineage(lin, heading ? heading.getAttribute("data-node") : null, { pinAny: false });
   }
 })();

@@ -6,13 +6,17 @@ from html import escape
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.responses import FileResponse, HTMLResponse, PlainTextResponse
 
+from headwater.docs import ASSETS as DOCS_ASSETS
 from headwater.errors import HeadwaterError
 from headwater.web.security import AccessDenied, check_token
 from headwater.web.views import pygments_css
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+# the docs site's stylesheet and helpers that the UI shares, where the site has them
+# (assets/); package files like /static/, so the Shield passes them through untouched
+SHARED_ASSETS = ("/assets/shared.css", "/assets/shared.js")
 
 router = APIRouter(include_in_schema=False)
 
@@ -79,6 +83,16 @@ def runs_page(request: Request) -> HTMLResponse:
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: str) -> HTMLResponse:
     return render("runs.html", request, f"run {run_id}", run=run_id)
+
+
+@router.get("/assets/shared.css")
+def shared_stylesheet() -> FileResponse:
+    return FileResponse(DOCS_ASSETS / "shared.css", media_type="text/css")
+
+
+@router.get("/assets/shared.js")
+def shared_script() -> FileResponse:
+    return FileResponse(DOCS_ASSETS / "shared.js", media_type="text/javascript")
 
 
 @router.get("/assets/pygments.css")

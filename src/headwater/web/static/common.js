@@ -1,33 +1,12 @@
-/* Headwater web UI: shared helpers, the live-run indicator and the run buttons. No library. */
+/* Headwater web UI: the server's helpers, the live-run indicator and the run buttons, on
+   top of the helpers the docs site shares (/assets/shared.js, loaded first). No library. */
 (function () {
   "use strict";
-  var HW = (window.HW = {});
+  var HW = window.HW;
   var listeners = {};
   var TOKEN_KEY = "headwater-token";
 
-  HW.el = function (tag, attrs, children) {
-    var e = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (k) {
-      if (k === "text") e.textContent = attrs[k];
-      else if (k === "cls") { if (attrs[k]) e.className = attrs[k]; }
-      else if (attrs[k] !== null && attrs[k] !== undefined) e.setAttribute(k, attrs[k]);
-    });
-    (children || []).forEach(function (c) {
-      if (c === null || c === undefined) return;
-      e.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
-    });
-    return e;
-  };
-  HW.svg = function (tag, attrs, children) {
-    var e = document.createElementNS("http://www.w3.org/2000/svg", tag);
-    Object.keys(attrs || {}).forEach(function (k) {
-      if (k === "text") e.textContent = attrs[k];
-      else if (attrs[k] !== null && attrs[k] !== undefined) e.setAttribute(k, attrs[k]);
-    });
-    (children || []).forEach(function (c) { if (c) e.appendChild(c); });
-    return e;
-  };
-  HW.clear = function (e) { while (e.firstChild) e.removeChild(e.firstChild); return e; };
+  HW.KIND = { source: "source", sql: "SQL", python: "Python", sink: "sink" };
   HW.nodeHref = function (name) { return "/nodes/" + encodeURIComponent(name); };
   HW.rows = function (n) { return n === null || n === undefined ? "—" : Number(n).toLocaleString("en"); };
   HW.seconds = function (s) {
@@ -115,7 +94,7 @@
     });
   };
   function setButtons(disabled) {
-    Array.prototype.forEach.call(document.querySelectorAll("button[data-select]"), function (b) {
+    HW.each(document.querySelectorAll("button[data-select]"), function (b) {
       b.disabled = disabled;
     });
   }

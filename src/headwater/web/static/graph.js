@@ -3,17 +3,8 @@
   "use strict";
   var svg = document.getElementById("dag");
   var box = document.getElementById("dag-box");
-  var view = null, full = null, data = null;
-  var KIND = { source: "source", sql: "SQL", python: "Python", sink: "sink" };
-
-  function setView(v) { view = v; svg.setAttribute("viewBox", v.join(" ")); }
-  function fit() {
-    if (!full) return;
-    var r = box.getBoundingClientRect(), w = full[2], h = full[3];
-    var scale = Math.max(w / Math.max(r.width, 1), h / Math.max(r.height, 1));
-    var vw = r.width * scale, vh = r.height * scale;
-    setView([full[0] - (vw - w) / 2, full[1] - (vh - h) / 2, vw, vh]);
-  }
+  var vb = HW.viewBox(svg, box), fit = vb.fit, data = null;
+  var KIND = HW.KIND;
 
   function draw(g) {
     data = g;
@@ -41,15 +32,15 @@
     });
     var vp = HW.svg("g", { "class": "viewport" }, [edges, nodes]);
     svg.appendChild(vp);
-    var first = full === null;
-    full = [-10, -10, g.width, g.height];
+    var first = vb.full === null;
+    vb.full = [-10, -10, g.width, g.height];
     if (first) fit();
     table(g);
     summary(g);
   }
 
   function highlight(name) {
-    Array.prototype.forEach.call(svg.querySelectorAll(".edge"), function (e) {
+    HW.each(svg.querySelectorAll(".edge"), function (e) {
       e.classList.toggle("hl", !!name && (e.getAttribute("data-from") === name || e.getAttribute("data-to") === name));
     });
   }
@@ -92,38 +83,26 @@
   function reload() { clearTimeout(pending); pending = setTimeout(load, 150); }
 
   /* ---- pan and zoom ------------------------------------------------------------------- */
-  function zoom(factor, cx, cy) {
-    if (!view) return;
-    var r = svg.getBoundingClientRect();
-    var px = view[0] + (cx - r.left) / r.width * view[2], py = view[1] + (cy - r.top) / r.height * view[3];
-    var w = view[2] * factor, h = view[3] * factor;
-    setView([px - (px - view[0]) * factor, py - (py - view[1]) * factor, w, h]);
-  }
   svg.addEventListener("wheel", function (ev) {
     ev.preventDefault();
-    zoom(ev.deltaY < 0 ? 0.85 : 1 / 0.85, ev.clientX, ev.clientY);
+    vb.zoom(ev.deltaY < 0 ? 0.85 : 1 / 0.85, ev.clientX, ev.clientY);
   }, { passive: false });
   var drag = null, moved = false;
   svg.addEventListener("mousedown", function (ev) {
-    if (ev.button !== 0 || !view) return;
-    drag = { x: ev.clientX, y: ev.clientY, v: view.slice() };
+    if (ev.button !== 0 || !vb.view) return;
+    drag = { x: ev.clientX, y: ev.clientY, v: vb.view.slice() };
     moved = false;
   });
   window.addEventListener("mousemove", function (ev) {
     if (!drag) return;
-    var r = svg.getBoundingClientRect();
-    var dx = (ev.clientX - drag.x) / r.width * drag.v[2], dy = (ev.clientY - drag.y) / r.height * drag.v[3];
-    if (Math.abs(ev.clientX - drag.x) + Math.abs(ev.clientY - drag.y) > 3) { moved = true; svg.classList.add("dragging"); }
-    setView([drag.v[0] - dx, drag.v[1] - dy, drag.v[2], drag.v[3]]);
+    var dx = ev.clientX - drag.x, dy = ev.clientY - drag.y;
+    if (Math.abs(dx) + Math.abs(dy) > 3) { moved = true; svg.classList.add("dragging"); }
+    vb.pan(drag.v, dx, dy);
   });
   window.addEventListener("mouseup", function () { drag = null; svg.classList.remove("dragging"); });
   svg.addEventListener("click", function (ev) { if (moved) { ev.preventDefault(); moved = false; } }, true);
-  document.getElementById("zoom-in").addEventListener("click", function () {
-    var r = svg.getBoundingClientRect(); zoom(0.8, r.left + r.width / 2, r.top + r.height / 2);
-  });
-  document.getElementById("zoom-out").addEventListener("click", function () {
-    var r = svg.getBoundingClientRect(); zoom(1.25, r.left + r.width / 2, r.top + r.height / 2);
-  });
+  document.getElementById("zoom-in").addEventListener("click", function () { vb.zoom(0.8); });
+  document.getElementById("zoom-out").addEventListener("click", function () { vb.zoom(1.25); });
   document.getElementById("fit").addEventListener("click", fit);
 
   /* ---- live ------------------------------------------------------------------------- */

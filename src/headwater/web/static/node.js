@@ -4,7 +4,7 @@
   var page = document.getElementById("node-page");
   var me = page.getAttribute("data-node");
   var path = "/api/nodes/" + encodeURIComponent(me);
-  var KIND = { source: "source", sql: "SQL", python: "Python", sink: "sink" };
+  var KIND = HW.KIND;
   var E = HW.el;
 
   function setStatus(status, reason) {
@@ -130,48 +130,14 @@
     var box = document.getElementById("lineage-box");
     /* drawn by headwater.docs (every text escaped), links rewritten to this server's pages */
     box.innerHTML = d.lineage_svg;
-    Array.prototype.forEach.call(box.querySelectorAll("a[href]"), function (a) {
+    HW.each(box.querySelectorAll("a[href]"), function (a) {
       var href = a.getAttribute("href");
       if (href === "#") return;
       if (href.charAt(0) !== "/" && href.indexOf(":") < 0) a.setAttribute("href", "/nodes/" + href);
     });
     var lin = box.querySelector("svg");
     if (!lin) return;
-    var each = function (list, fn) { Array.prototype.forEach.call(list, fn); };
-    var follow = function (ref) {
-      each(lin.querySelectorAll(".hl"), function (x) { x.classList.remove("hl"); });
-      each(document.querySelectorAll("table.columns tr.hl"), function (x) { x.classList.remove("hl"); });
-      lin.classList.toggle("focus", !!ref);
-      if (!ref) return;
-      var refs = {}; refs[ref] = true;
-      each(lin.querySelectorAll(".ledge"), function (e) {
-        var f = e.getAttribute("data-from"), t = e.getAttribute("data-to");
-        if (f === ref || t === ref) { e.classList.add("hl"); refs[f] = true; refs[t] = true; }
-      });
-      each(lin.querySelectorAll(".lcol"), function (c) { if (refs[c.getAttribute("data-ref")]) c.classList.add("hl"); });
-      if (ref.indexOf(me + ".") === 0) {
-        var row = document.querySelector('table.columns tr[data-col="' + CSS.escape(ref.slice(me.length + 1)) + '"]');
-        if (row) row.classList.add("hl");
-      }
-    };
-    var pinned = null;
-    each(lin.querySelectorAll(".lcol"), function (c) {
-      var ref = c.getAttribute("data-ref");
-      c.addEventListener("mouseenter", function () { if (!pinned) follow(ref); });
-      c.addEventListener("mouseleave", function () { if (!pinned) follow(null); });
-      c.addEventListener("click", function () { pinned = pinned === ref ? null : ref; follow(pinned); });
-    });
-    each(document.querySelectorAll("table.columns tr[data-col]"), function (row) {
-      row.addEventListener("click", function (ev) {
-        if (ev.target.closest("a")) return;
-        pinned = me + "." + row.getAttribute("data-col");
-        follow(pinned);
-      });
-    });
-    if (window.location.hash.indexOf("#col-") === 0) {
-      var target = document.getElementById(window.location.hash.slice(1));
-      if (target) { pinned = me + "." + target.getAttribute("data-col"); follow(pinned); target.scrollIntoView(); }
-    }
+    HW.lineage(lin, me, { pinAny: true, scroll: true });
   }
 
   function render(d) {
