@@ -242,15 +242,16 @@ class Engine(ABC):
     # -- statements built as sqlglot trees ---------------------------------------------
     # The trees say what DuckDB means (headwater.engines.statements); the defaults below
     # render them in the engine's dialect and run the text; an engine may run the trees
-    # themselves (Spark) or keep its bookkeeping another way.
+    # themselves (Spark) or keep its bookkeeping another way. Methods copy the trees
+    # they are given (callers reuse conditions); execute_expr/fetch_expr take theirs.
 
     def execute_expr(self, statement: exp.Expr) -> None:
-        """Run one statement built as a sqlglot tree."""
-        self.execute(statement.sql(dialect=self.dialect))
+        """Run one statement built as a sqlglot tree (the engine may change the tree)."""
+        self.execute(statement.sql(dialect=self.dialect, copy=False))
 
     def fetch_expr(self, query: exp.Expr) -> list[tuple[Any, ...]]:
-        """Rows of one query built as a sqlglot tree."""
-        return self.fetch(query.sql(dialect=self.dialect))
+        """Rows of one query built as a sqlglot tree (the engine may change the tree)."""
+        return self.fetch(query.sql(dialect=self.dialect, copy=False))
 
     def create_table_as(self, target: exp.Table, query: str | exp.Query, *,
                         temp: bool = False) -> None:
@@ -263,8 +264,8 @@ class Engine(ABC):
         from sqlglot import exp
 
         props = exp.Properties(expressions=[exp.TemporaryProperty()]) if temp else None
-        self.execute_expr(exp.Create(this=target, kind="TABLE", replace=True,
-                                     expression=query, properties=props))
+        self.execute_expr(exp.Create(this=target.copy(), kind="TABLE", replace=True,
+                                     expression=query.copy(), properties=props))
 
     def insert_by_name(self, target: exp.Table, query: str | exp.Query) -> None:
         """Append the rows of ``query`` to ``target``, columns matched by name."""
@@ -273,38 +274,39 @@ class Engine(ABC):
             return
         from headwater.engines import statements as st
 
-        self.execute_expr(st.insert_query(target, query, by_name=True))
+        self.execute_expr(st.insert_query(target.copy(), query.copy(), by_name=True))
 
     def delete_rows(self, target: exp.Table, where: exp.Expr | None = None) -> None:
         """Delete the rows of ``target`` matching ``where`` (None: every row)."""
         from headwater.engines import statements as st
 
-        self.execute_expr(st.delete(target, where))
+        self.execute_expr(st.delete(target.copy(), where.copy() if where is not None else None))
 
     def drop_table(self, target: exp.Table, *, if_exists: bool = True) -> None:
         from sqlglot import exp
 
-        self.execute_expr(exp.Drop(tables=[target], kind="TABLE", exists=if_exists))
+        self.execute_expr(exp.Drop(tables=[target.copy()], kind="TABLE", exists=if_exists))
 
     def add_column(self, target: exp.Table, column: str, type_sql: str, *,
                    default: exp.Expr | None = None) -> None:
         """Add a column of type ``type_sql`` (as :meth:`columns` writes types)."""
         from sqlglot import exp
 
-        constraints = [exp.ColumnConstraint(kind=exp.DefaultColumnConstraint(this=default))] \
-            if default is not None else []
+        from headwater.engines import statements as st
+
+        constraints = [exp.ColumnConstraint(kind=exp.DefaultColumnConstraint(
+            this=default.copy()))] if default is not None else []
         definition = exp.ColumnDef(this=exp.to_identifier(column, quoted=True),
-                                   kind=exp.DataType.build(type_sql, dialect="duckdb",
-                                                           udt=True),
-                                   constraints=constraints)
-        self.execute_expr(exp.Alter(this=target, kind="TABLE", actions=[definition]))
+                                   kind=st.dtype(type_sql), constraints=constraints)
+        self.execute_expr(exp.Alter(this=target.copy(), kind="TABLE", actions=[definition]))
 
     def count_rows(self, source: exp.Expr, where: exp.Expr | None = None) -> int:
         """``count(*)`` of a table (or subquery) among the rows matching ``where``."""
         from headwater.engines import statements as st
 
-        query = st.select(st.count_star()).from_(source)
-        return int(self.fetch_expr(query.where(where) if where is not None else query)[0][0])
+        query = st.select(st.count_star(), from_=source.copy(),
+                          where=where.copy() if where is not None else None)
+        return int(self.fetch_expr(query)[0][0])
 
     # -- bookkeeping in _hw_meta, committed with the rows it describes --------------------
     # ``windows``: per incremental node, a fingerprint per label (a window it built, or
@@ -319,8 +321,8 @@ class Engine(ABC):
 
         where = st.all_of(st.eq("physical", physical),
                           st.starts_with("label", prefix) if prefix else None)
-        return dict(self.fetch_expr(st.select(st.col("label"), st.col("fp"))
-                                    .from_(st.meta("windows")).where(where)))
+        return dict(self.fetch_expr(st.select(st.col("label"), st.col("fp"),
+                                              from_=st.meta("windows"), where=where)))
 
     def forget_window_marks(self, physical: str, labels: Iterable[str] | None = None, *,
                             prefix: str = "") -> None:
@@ -328,10 +330,10 @@ class Engine(ABC):
         (neither: all)."""
         from headwater.engines import statements as st
 
-        self.delete_rows(st.meta("windows"), st.all_of(
+        self.execute_expr(st.delete(st.meta("windows"), st.all_of(
             st.eq("physical", physical),
             st.is_in("label", labels) if labels is not None else None,
-            st.starts_with("label", prefix) if prefix else None))
+            st.starts_with("label", prefix) if prefix else None)))
 
     def record_window_marks(self, physical: str, marks: Iterable[tuple[str, str]]) -> None:
         """Add (label, fingerprint) marks of ``physical``."""
@@ -345,9 +347,9 @@ class Engine(ABC):
         """Part -> digest of each part (file, cursor range) an in-place source holds."""
         from headwater.engines import statements as st
 
-        return dict(self.fetch_expr(st.select(st.col("part"), st.col("digest"))
-                                    .from_(st.meta("partitions"))
-                                    .where(st.eq("physical", physical))))
+        return dict(self.fetch_expr(st.select(st.col("part"), st.col("digest"),
+                                              from_=st.meta("partitions"),
+                                              where=st.eq("physical", physical))))
 
     def partition_columns(self, physical: str) -> list[tuple[str, str | None]]:
         """Each part of ``physical`` with the columns it has (JSON; None: not known)."""
@@ -355,12 +357,14 @@ class Engine(ABC):
 
         from headwater.engines import statements as st
 
-        p, c = st.meta("partitions").as_("p"), st.meta("part_columns").as_("c")
+        p = exp.alias_(st.meta("partitions"), "p", copy=False)
+        c = exp.alias_(st.meta("part_columns"), "c", copy=False)
         on = exp.and_(exp.EQ(this=st.col("physical", "c"), expression=st.col("physical", "p")),
-                      exp.EQ(this=st.col("part", "c"), expression=st.col("part", "p")))
-        query = (st.select(st.col("part", "p"), st.col("cols", "c")).from_(p)
-                 .join(c, on=on, join_type="LEFT").where(st.eq(st.col("physical", "p"),
-                                                               physical)))
+                      exp.EQ(this=st.col("part", "c"), expression=st.col("part", "p")),
+                      copy=False)
+        query = st.select(st.col("part", "p"), st.col("cols", "c"), from_=p,
+                          where=st.eq(st.col("physical", "p"), physical))
+        query = query.join(c, on=on, join_type="LEFT", copy=False)
         return [(str(part), cols) for part, cols in self.fetch_expr(query)]
 
     def forget_partitions(self, physical: str, parts: Iterable[str] | None = None) -> None:
@@ -371,9 +375,9 @@ class Engine(ABC):
         if listed is not None and not listed:
             return
         for name in ("partitions", "part_columns"):
-            self.delete_rows(st.meta(name), st.all_of(
+            self.execute_expr(st.delete(st.meta(name), st.all_of(
                 st.eq("physical", physical),
-                st.is_in("part", listed) if listed is not None else None))
+                st.is_in("part", listed) if listed is not None else None)))
 
     def record_partitions(self, physical: str,
                           parts: Iterable[tuple[str, str, str | None]]) -> None:
@@ -394,20 +398,19 @@ class Engine(ABC):
 
         from headwater.engines import statements as st
 
-        newest = exp.Max(this=exp.cast(st.col("version"), "BIGINT"))
-        rows = self.fetch_expr(st.select(newest).from_(st.meta("versions"))
-                               .where(st.eq("base", base)))
+        newest = exp.Max(this=st.cast(st.col("version"), "BIGINT"))
+        rows = self.fetch_expr(st.select(newest, from_=st.meta("versions"),
+                                         where=st.eq("base", base)))
         return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def version_left_out(self, base: str, version: int) -> str | None:
         """The columns (JSON) version ``version`` of ``base`` leaves out, if recorded."""
-        from sqlglot import exp
-
         from headwater.engines import statements as st
 
-        rows = self.fetch_expr(st.select(st.col("left_out")).from_(st.meta("versions")).where(
-            st.eq("base", base)).where(st.eq(exp.cast(st.col("version"), "BIGINT"),
-                                             int(version))))
+        rows = self.fetch_expr(st.select(st.col("left_out"), from_=st.meta("versions"),
+                                         where=st.all_of(st.eq("base", base), st.eq(
+                                             st.cast(st.col("version"), "BIGINT"),
+                                             int(version)))))
         return str(rows[0][0]) if rows and rows[0][0] else None
 
     def record_version(self, base: str, version: int, snapshot: str,
@@ -415,8 +418,8 @@ class Engine(ABC):
         """Record (or re-record) version ``version`` of ``base`` and its snapshot."""
         from headwater.engines import statements as st
 
-        self.delete_rows(st.meta("versions"), st.all_of(st.eq("base", base),
-                                                        st.eq("version", int(version))))
+        self.execute_expr(st.delete(st.meta("versions"), st.all_of(
+            st.eq("base", base), st.eq("version", int(version)))))
         self.execute_expr(st.insert_values(
             st.meta("versions"), [(base, int(version), snapshot, left_out)],
             columns=["base", "version", "snapshot", "left_out"]))
@@ -424,17 +427,17 @@ class Engine(ABC):
     def forget_versions(self, base: str) -> None:
         from headwater.engines import statements as st
 
-        self.delete_rows(st.meta("versions"), st.eq("base", base))
+        self.execute_expr(st.delete(st.meta("versions"), st.eq("base", base)))
 
     def window_sums(self, physical: str, key: str,
                     part: str | None = None) -> list[tuple[str, str, int, int]]:
         """(part, label, rows, sum of row hashes) kept under ``key`` (of one ``part``)."""
         from headwater.engines import statements as st
 
-        query = st.select(*(st.col(c) for c in ("part", "label", "rows", "total"))).from_(
-            st.meta("window_stats")).where(st.all_of(
-                st.eq("physical", physical), st.eq("key", key),
-                st.eq("part", part) if part is not None else None))
+        query = st.select(*(st.col(c) for c in ("part", "label", "rows", "total")),
+                          from_=st.meta("window_stats"), where=st.all_of(
+                              st.eq("physical", physical), st.eq("key", key),
+                              st.eq("part", part) if part is not None else None))
         return [(str(p), str(w), int(n), int(t)) for p, w, n, t in self.fetch_expr(query)]
 
     def forget_window_sums(self, physical: str, *, key: str | None = None,
@@ -443,10 +446,10 @@ class Engine(ABC):
         """Drop the sums of ``physical`` matching every filter given (none: all)."""
         from headwater.engines import statements as st
 
-        self.delete_rows(st.meta("window_stats"), st.all_of(
+        self.execute_expr(st.delete(st.meta("window_stats"), st.all_of(
             st.eq("physical", physical), st.eq("key", key) if key is not None else None,
             st.is_in("part", parts) if parts is not None else None,
-            st.is_in("label", labels) if labels is not None else None))
+            st.is_in("label", labels) if labels is not None else None)))
 
     def forget_superseded_sums(self, physical: str, key: str) -> None:
         """Drop the sums kept under ``key``'s name with another column signature (the
@@ -456,9 +459,9 @@ class Engine(ABC):
         from headwater.engines import statements as st
 
         stem = key.rsplit("@", 1)[0] + "@"
-        self.delete_rows(st.meta("window_stats"), st.all_of(
+        self.execute_expr(st.delete(st.meta("window_stats"), st.all_of(
             st.eq("physical", physical), st.starts_with("key", stem),
-            exp.NEQ(this=st.col("key"), expression=st.lit(key))))
+            exp.NEQ(this=st.col("key"), expression=st.lit(key)))))
 
     def record_window_sums(self, physical: str,
                            rows: Iterable[tuple[str, str, str, int, int]]) -> None:
@@ -477,10 +480,9 @@ class Engine(ABC):
 
         from headwater.engines import statements as st
 
-        query = st.select(st.lit(physical), st.lit(key), st.lit(""), label.as_("w"),
-                          st.count_star(), st.sum_of(st.row_hash(hashed))).from_(
-            st.table(physical))
-        if where is not None:
-            query = query.where(where)
+        query = st.select(st.lit(physical), st.lit(key), st.lit(""),
+                          exp.alias_(label.copy(), "w", copy=False), st.count_star(),
+                          st.sum_of(st.row_hash(hashed)), from_=st.table(physical),
+                          where=where.copy() if where is not None else None)
         self.execute_expr(st.insert_query(st.meta("window_stats"),
-                                          query.group_by(exp.column("w"))))
+                                          st.group_by(query, exp.column("w"))))

@@ -98,13 +98,18 @@ def _stamped(query: str | exp.Query, column: str, version: int) -> str | exp.Que
         return f"SELECT *, {int(version)}::BIGINT AS {_q(column)} FROM ({query})"
     from sqlglot import exp
 
-    return exp.select("*", _version(version).as_(column, quoted=True)).from_(query.subquery())
+    from headwater.engines import statements as st
+
+    stamp = exp.alias_(_version(version), column, quoted=True, copy=False)
+    return st.select("*", stamp, from_=exp.Subquery(this=query))
 
 
 def _version(version: int) -> exp.Expr:
     from sqlglot import exp
 
-    return exp.cast(exp.Literal.number(int(version)), "BIGINT")
+    from headwater.engines import statements as st
+
+    return st.cast(exp.Literal.number(int(version)), "BIGINT")
 
 
 @dataclass
@@ -144,15 +149,16 @@ class Change:
     def retire(self, condition: exp.Expr | None = None) -> None:
         """Remove the rows matching ``condition`` (None: every row) from the head; earlier
         snapshots keep them (they move to the archive)."""
+        from sqlglot import exp
+
         from headwater.engines import statements as st
 
         base = st.table(self.base)
         if self.rows:
             self._sync_archive()
-            moved = st.select("*", _version(self.version).as_(VERSION_TO, quoted=True)
-                              ).from_(base.copy())
-            if condition is not None:
-                moved = moved.where(condition.copy())
+            stamp = exp.alias_(_version(self.version), VERSION_TO, quoted=True, copy=False)
+            moved = st.select("*", stamp, from_=base.copy(),
+                              where=condition.copy() if condition is not None else None)
             self.engine.insert_by_name(st.table(archive_name(self.base)), moved)
         self.engine.delete_rows(base, condition)
 
@@ -167,9 +173,11 @@ class Change:
         self.synced = True
         archive = archive_name(self.base)
         if not self.engine.exists(archive):
-            empty = exp.cast(exp.null(), "BIGINT").as_(VERSION_TO, quoted=True)
-            self.engine.create_table_as(
-                st.table(archive), st.select("*", empty).from_(st.table(self.base)).limit(0))
+            empty = exp.alias_(st.cast(exp.null(), "BIGINT"), VERSION_TO, quoted=True,
+                               copy=False)
+            query = st.select("*", empty, from_=st.table(self.base))
+            query.set("limit", exp.Limit(expression=exp.Literal.number(0)))
+            self.engine.create_table_as(st.table(archive), query)
             return
         have = {c for c, _ in self.engine.columns(archive)}
         for col, typ in self.engine.columns(self.base):
@@ -251,9 +259,11 @@ def make_snapshot(engine: Engine, base: str, version: int, name: str,
     cols = [c for c, _ in engine.columns(base) if c != VERSION_FROM and c not in left_out]
     k = st.lit(int(version))
     vf, vt = st.col(VERSION_FROM), st.col(VERSION_TO)
-    current = st.select(*(st.col(c) for c in cols)).from_(st.table(base)).where(vf <= k)
-    replaced = (st.select(*(st.col(c) for c in cols)).from_(st.table(archive_name(base)))
-                .where(vf.copy() <= k.copy()).where(vt > k.copy()))
+    current = st.select(*(st.col(c) for c in cols), from_=st.table(base),
+                        where=exp.LTE(this=vf, expression=k))
+    replaced = st.select(*(st.col(c) for c in cols), from_=st.table(archive_name(base)),
+                         where=exp.and_(exp.LTE(this=vf.copy(), expression=k.copy()),
+                                        exp.GT(this=vt, expression=k.copy()), copy=False))
     engine.execute_expr(exp.Create(this=st.table(name), kind="VIEW", replace=True,
                                    expression=exp.union(current, replaced, distinct=False)))
 
@@ -299,15 +309,21 @@ def same_projection(engine: Engine, base: str, old: int, new: int, columns: list
     def rows(source: exp.Table, *conditions: exp.Expr) -> exp.Select:
         found = st.all_of(*(c.copy() for c in conditions),
                           exp.paren(where.copy()) if where is not None else None)
-        return st.select(*(st.col(c) for c in columns)).from_(source.copy()).where(found)
+        return st.select(*(st.col(c) for c in columns), from_=source.copy(), where=found)
 
     def summed(source: exp.Expr) -> exp.Select:
-        return st.select(st.count_star(), exp.cast(exp.func(
-            "coalesce", st.sum_of(st.row_hash(columns)), st.lit(0)), "VARCHAR")).from_(source)
+        total = st.coalesce(st.sum_of(st.row_hash(columns)), st.lit(0))
+        return st.select(st.count_star(), st.cast(total, "VARCHAR"), from_=source)
 
-    added = exp.union(rows(base_t, vf > a, vf <= b),
-                      rows(archive, vf > a, vf <= b, vt > b), distinct=False)
-    removed = rows(archive, vf <= a, vt > a, vt <= b)
+    def gt(x: exp.Expr, y: exp.Expr) -> exp.Expr:
+        return exp.GT(this=x.copy(), expression=y.copy())
+
+    def lte(x: exp.Expr, y: exp.Expr) -> exp.Expr:
+        return exp.LTE(this=x.copy(), expression=y.copy())
+
+    added = exp.union(rows(base_t, gt(vf, a), lte(vf, b)),
+                      rows(archive, gt(vf, a), lte(vf, b), gt(vt, b)), distinct=False)
+    removed = rows(archive, lte(vf, a), gt(vt, a), lte(vt, b))
     return bool(engine.fetch_expr(summed(added.subquery())) == engine.fetch_expr(
         summed(removed.subquery())))
 
@@ -322,8 +338,9 @@ def vacuum(engine: Engine, base: str, keep: set[int]) -> int:
         return 0
     archive = st.table(archive_name(base))
     vf, vt = st.col(VERSION_FROM), st.col(VERSION_TO)
-    wanted = [exp.paren(exp.and_(vf <= st.lit(int(k)), vt > st.lit(int(k))))
-              for k in sorted(keep)]
+    wanted = [exp.paren(exp.and_(exp.LTE(this=vf.copy(), expression=st.lit(int(k))),
+                                 exp.GT(this=vt.copy(), expression=st.lit(int(k))),
+                                 copy=False), copy=False) for k in sorted(keep)]
     cond: exp.Expr = exp.not_(st.any_of(wanted)) if wanted else exp.true()
     n = engine.count_rows(archive, cond)
     if n:

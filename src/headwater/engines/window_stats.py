@@ -70,10 +70,10 @@ def label_expr(column: str, grain: str) -> exp.Expr:
 
     from headwater.engines import statements as st
 
-    trunc = exp.func("date_trunc", exp.Literal.string(grain), st.col(column), dialect="duckdb")
-    text = exp.func("strftime", exp.cast(trunc, "TIMESTAMP"),
-                    exp.Literal.string(_LABEL_FMT[grain]), dialect="duckdb")
-    return exp.func("coalesce", text, exp.Literal.string(NULL_LABEL))
+    trunc = exp.TimestampTrunc(this=st.col(column), unit=exp.Var(this=grain.upper()))
+    text = exp.TimeToStr(this=st.cast(trunc, "TIMESTAMP"),
+                         format=exp.Literal.string(_LABEL_FMT[grain]))
+    return st.coalesce(text, exp.Literal.string(NULL_LABEL))
 
 
 def label_sql(column: str, grain: str) -> str:
@@ -118,10 +118,11 @@ def window_condition(column: str, grain: str, labels: Iterable[str],
             bounds = (st.lit(lo.date()), st.lit(end))
         else:
             bounds = (st.lit(lo), st.lit(hi))
-        parts.append(exp.paren(exp.and_(col >= bounds[0], col.copy() < bounds[1], exact,
-                                        copy=False), copy=False))
+        parts.append(exp.paren(exp.and_(
+            exp.GTE(this=col, expression=bounds[0]),
+            exp.LT(this=col.copy(), expression=bounds[1]), exact, copy=False), copy=False))
     if NULL_LABEL in labels:
-        parts.append(col.copy().is_(exp.null()))
+        parts.append(exp.Is(this=col.copy(), expression=exp.null()))
     return st.any_of(parts)
 
 
@@ -268,8 +269,8 @@ def cursor_range_start(engine: Engine, physical: str, column: str) -> tuple[Any,
     from headwater.engines import statements as st
 
     top = exp.Max(this=st.col(column))
-    rows = engine.fetch_expr(st.select(top, exp.cast(top.copy(), "VARCHAR"))
-                             .from_(st.table(physical)))
+    rows = engine.fetch_expr(st.select(top, st.cast(top.copy(), "VARCHAR"),
+                                       from_=st.table(physical)))
     return (rows[0][0], rows[0][1]) if rows else (None, None)
 
 
@@ -290,10 +291,10 @@ def record_cursor_range(engine: Engine, physical: str, column: str,
     kind = dict(engine.columns(physical)).get(column)
     if kind is None:
         return
-    query = st.select(exp.cast(exp.Max(this=st.col(column)), "VARCHAR"),
-                      st.count_star()).from_(st.table(physical))
-    if start is not None:
-        query = query.where(st.col(column) > st.cast(st.lit(start), kind))
+    after = None if start is None else exp.GT(this=st.col(column),
+                                              expression=st.cast(st.lit(start), kind))
+    query = st.select(st.cast(exp.Max(this=st.col(column)), "VARCHAR"), st.count_star(),
+                      from_=st.table(physical), where=after)
     end, n = engine.fetch_expr(query)[0]
     if not n:
         return
@@ -319,11 +320,13 @@ def part_condition(part: str) -> exp.Expr:
         return st.eq(PARTITION_COLUMN, part)
     column, kind, start, end = json.loads(part[len(CURSOR_PART):])
     col = st.col(column)
-    upto = (col <= st.cast(st.lit(end), kind)) if end is not None else col.is_(exp.null())
+    upto: exp.Expr = exp.LTE(this=col, expression=st.cast(st.lit(end), kind)) \
+        if end is not None else exp.Is(this=col, expression=exp.null())
     if start is None:  # the first load: also the rows without a cursor value
-        return exp.paren(exp.or_(upto, col.copy().is_(exp.null()), copy=False), copy=False)
-    return exp.paren(exp.and_(col.copy() > st.cast(st.lit(start), kind), upto, copy=False),
-                     copy=False)
+        return exp.paren(exp.or_(upto, exp.Is(this=col.copy(), expression=exp.null()),
+                                 copy=False), copy=False)
+    return exp.paren(exp.and_(exp.GT(this=col.copy(), expression=st.cast(st.lit(start), kind)),
+                              upto, copy=False), copy=False)
 
 
 def part_filter(part: str) -> str:
@@ -361,6 +364,8 @@ def _per_part(engine: Engine, physical: str, key: str, label: exp.Expr, hashed: 
 
 def _per_part_locked(engine: Engine, physical: str, key: str, label: exp.Expr,
                      hashed: list[str], *, save: bool) -> dict[str, Sums] | None:
+    from sqlglot import exp
+
     from headwater.engines import statements as st
 
     kept: dict[str, Sums] = {}
@@ -376,8 +381,9 @@ def _per_part_locked(engine: Engine, physical: str, key: str, label: exp.Expr,
     missing = [p for p in loaded if p not in marked]
     if missing:
         which, keep = _assign(missing)
-        query = st.select(which.as_("p"), label.as_("w"), st.count_star(),
-                          st.sum_of(st.row_hash(hashed))).from_(st.table(physical)).where(keep)
+        query = st.select(exp.alias_(which, "p", copy=False),
+                          exp.alias_(label.copy(), "w", copy=False), st.count_star(),
+                          st.sum_of(st.row_hash(hashed)), from_=st.table(physical), where=keep)
         fresh: dict[str, Sums] = {p: {} for p in missing}
         for part, w, n, t in engine.fetch_expr(st.group_by_all(query)):
             fresh.setdefault(part, {})[w] = (int(n), int(t))

@@ -166,9 +166,12 @@ def _input_windows(
         sums = wstats.part_windows(engine, physical, column, grain, save=save)
     if sums is not None:
         return wstats.fingerprints(sums)
-    query = st.select(wstats.label_expr(column, grain).as_("w"),
-                      st.fingerprint_text(st.table_hash("t"))).from_(upstream.as_("t"))
-    return dict(engine.fetch_expr(query.group_by(st.col("w"))))
+    from sqlglot import exp
+
+    query = st.select(exp.alias_(wstats.label_expr(column, grain), "w", copy=False),
+                      st.fingerprint_text(st.table_hash("t")),
+                      from_=exp.alias_(upstream, "t", copy=False))
+    return dict(engine.fetch_expr(st.group_by(query, st.col("w"))))
 
 
 def _windows(
@@ -292,7 +295,7 @@ def _cursor(
             stage = st.temp("__hw_stage_" + physical)
             engine.create_table_as(stage, select, temp=True)
             change.retire(_matching_keys(stage, st.table(physical), spec.key))
-            change.insert(st.select("*").from_(stage.copy()))
+            change.insert(st.select("*", from_=stage.copy()))
             engine.drop_table(stage, if_exists=False)
         verify(past.sql(dialect="duckdb") if cutoff is not None else None)
         inputs.record(engine, physical)
@@ -356,12 +359,11 @@ def _same_rows(engine: Engine, old: str, new: str, where: exp.Expr) -> bool:
         return versioning.same_projection(engine, was[0], was[1], now[1], cols, where)
     if not engine.exists(old) or {c for c, _ in engine.columns(old)} < set(cols):
         return False
-    def summed(table: str) -> list[tuple[Any, ...]]:
-        from sqlglot import exp
 
-        total = exp.func("coalesce", st.sum_of(st.row_hash(cols)), st.lit(0))
-        return engine.fetch_expr(st.select(st.count_star(), exp.cast(total, "VARCHAR"))
-                                 .from_(st.table(table)).where(where.copy()))
+    def summed(table: str) -> list[tuple[Any, ...]]:
+        total = st.coalesce(st.sum_of(st.row_hash(cols)), st.lit(0))
+        return engine.fetch_expr(st.select(st.count_star(), st.cast(total, "VARCHAR"),
+                                           from_=st.table(table), where=where.copy()))
 
     return summed(old) == summed(new)
 
@@ -375,7 +377,7 @@ def _bound(cutoff: Any, lookback: Mapping[str, Any] | None) -> exp.Expr:
     if lookback and lookback.get("grain"):
         step = exp.Interval(this=exp.Literal.number(int(lookback["n"])),
                             unit=exp.Var(this=str(lookback["grain"]).upper()))
-        return exp.Sub(this=exp.cast(bound, "TIMESTAMP"), expression=step)
+        return exp.Sub(this=st.cast(bound, "TIMESTAMP"), expression=step)
     if lookback:
         return exp.Sub(this=bound, expression=st.lit(int(lookback["n"])))
     return bound
@@ -387,6 +389,6 @@ def _matching_keys(stage: exp.Table, target: exp.Table, keys: Sequence[str]) -> 
     from sqlglot import exp
 
     same = [exp.EQ(this=st.col(k, "s"), expression=st.col(k, target)) for k in keys]
-    match = st.select(exp.Literal.number(1)).from_(stage.copy().as_("s")).where(
-        exp.and_(*same, copy=False))
+    match = st.select(exp.Literal.number(1), from_=exp.alias_(stage.copy(), "s", copy=False),
+                      where=exp.and_(*same, copy=False))
     return exp.Exists(this=match)

@@ -133,8 +133,8 @@ def _check_incoming(
             )
         failing = exp.condition(cond, dialect="duckdb")
         n = engine.count_rows(staged, failing)
-        aside = st.select("*", st.lit(spec.name).as_("_check", quoted=True)).from_(
-            staged.copy()).where(failing.copy())
+        aside = st.select("*", exp.alias_(st.lit(spec.name), "_check", quoted=True, copy=False),
+                          from_=staged.copy(), where=failing.copy())
         if engine.exists(quarantine_table(physical)):
             engine.insert_by_name(target, aside)
         else:
@@ -314,8 +314,8 @@ def _ingest_partitions(
         from sqlglot import exp
 
         counts = engine.fetch_expr(
-            st.select(*(exp.Count(this=st.col(c)) for c in read_cols)).from_(
-                st.table(physical)).where(st.eq(HIDDEN_PARTITION, part))
+            st.select(*(exp.Count(this=st.col(c)) for c in read_cols), from_=st.table(physical),
+                      where=st.eq(HIDDEN_PARTITION, part))
         ) if read_cols else [()]
         return [c for c, n in zip(read_cols, counts[0], strict=True) if n]
     engine.load_arrow(physical, reader, projection, append=exists, stage_hook=hook,
