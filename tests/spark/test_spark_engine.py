@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,9 @@ import pytest
 
 from headwater.engines.spark.catalog import Catalog
 from headwater.engines.spark.engine import SparkEngine
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from engine_contract import check_bookkeeping, check_row_statements  # noqa: E402
 
 
 @pytest.fixture
@@ -110,6 +114,21 @@ def test_bookkeeping_tables(engine: SparkEngine, tmp_path: Path) -> None:
     saved = Catalog(tmp_path / "wh")  # as another process reads it
     saved.load()
     assert saved.meta["windows"] == [["t", "w2", "f2"]]
+
+
+def test_bookkeeping_methods_keep_catalog_rows(engine: SparkEngine, tmp_path: Path) -> None:
+    """The engine's bookkeeping methods answer as DuckDB's SQL does (tests/engine_contract.py),
+    from catalog rows that another process reads back as text."""
+    check_bookkeeping(engine)
+    engine.record_version("b", 3, "b__v3")
+    saved = Catalog(tmp_path / "wh")
+    saved.load()
+    assert saved.meta["versions"] == [["b", "3", "b__v3", None, None]]
+    assert saved.meta["windows"] == [["other", "2024-01-01", "o1"]]
+
+
+def test_row_statements_from_trees(engine: SparkEngine) -> None:
+    check_row_statements(engine)
 
 
 def test_a_torn_log_line_is_ignored(engine: SparkEngine, tmp_path: Path) -> None:
