@@ -314,15 +314,44 @@ class Engine(ABC):
     # parts it holds (files, cursor ranges) with their digests (and columns);
     # ``versions``: the versions of in-place tables (headwater.engines.versioning);
     # ``window_stats``: additive sums (headwater.engines.window_stats).
+    # Each statement of these has a fixed shape: its tree is built and rendered once per
+    # engine, values bound as parameters (a run makes about a hundred of them).
+
+    @cached_property
+    def _statements(self) -> dict[tuple[Any, ...], str]:
+        return {}
+
+    def _prepared(self, shape: tuple[Any, ...], build: Callable[[], exp.Expr]) -> str:
+        """The SQL text of the statement of ``shape`` (values as ``?``), rendered once."""
+        sql = self._statements.get(shape)
+        if sql is None:
+            sql = self._statements[shape] = build().sql(dialect=self.dialect, copy=False)
+        return sql
+
+    def _insert_rows(self, table: str, rows: Sequence[Sequence[Any]],
+                     columns: Sequence[str] | None = None) -> None:
+        from headwater.engines import statements as st
+
+        def build(n: int, width: int) -> exp.Expr:
+            return st.insert_values(st.meta(table), [[st.param() for _ in range(width)]
+                                                     for _ in range(n)], columns)
+
+        for i in range(0, len(rows), 1000):
+            chunk = rows[i:i + 1000]
+            n, width = len(chunk), len(chunk[0])
+            sql = self._prepared(("insert", table, n, width, tuple(columns or ())),
+                                 lambda: build(n, width))  # noqa: B023 - called right here
+            self.execute(sql, [v for row in chunk for v in row])
 
     def window_marks(self, physical: str, prefix: str = "") -> dict[str, str]:
         """Label -> fingerprint kept for ``physical`` (labels starting with ``prefix``)."""
         from headwater.engines import statements as st
 
-        where = st.all_of(st.eq("physical", physical),
-                          st.starts_with("label", prefix) if prefix else None)
-        return dict(self.fetch_expr(st.select(st.col("label"), st.col("fp"),
-                                              from_=st.meta("windows"), where=where)))
+        sql = self._prepared(("window_marks", bool(prefix)), lambda: st.select(
+            st.col("label"), st.col("fp"), from_=st.meta("windows"), where=st.all_of(
+                st.eq("physical", st.param()),
+                st.starts_with("label", st.param()) if prefix else None)))
+        return dict(self.fetch(sql, [physical, prefix] if prefix else [physical]))
 
     def forget_window_marks(self, physical: str, labels: Iterable[str] | None = None, *,
                             prefix: str = "") -> None:
@@ -330,42 +359,48 @@ class Engine(ABC):
         (neither: all)."""
         from headwater.engines import statements as st
 
-        self.execute_expr(st.delete(st.meta("windows"), st.all_of(
-            st.eq("physical", physical),
-            st.is_in("label", labels) if labels is not None else None,
-            st.starts_with("label", prefix) if prefix else None)))
+        listed = None if labels is None else list(labels)
+        sql = self._prepared(
+            ("forget_window_marks", None if listed is None else len(listed), bool(prefix)),
+            lambda: st.delete(st.meta("windows"), st.all_of(
+                st.eq("physical", st.param()),
+                st.is_in("label", _params(len(listed))) if listed is not None else None,
+                st.starts_with("label", st.param()) if prefix else None)))
+        self.execute(sql, [physical, *(listed or ()), *([prefix] if prefix else [])])
 
     def record_window_marks(self, physical: str, marks: Iterable[tuple[str, str]]) -> None:
         """Add (label, fingerprint) marks of ``physical``."""
-        from headwater.engines import statements as st
-
         rows = [(physical, label, fp) for label, fp in marks]
         if rows:
-            self.execute_expr(st.insert_values(st.meta("windows"), rows))
+            self._insert_rows("windows", rows)
 
     def partitions(self, physical: str) -> dict[str, str]:
         """Part -> digest of each part (file, cursor range) an in-place source holds."""
         from headwater.engines import statements as st
 
-        return dict(self.fetch_expr(st.select(st.col("part"), st.col("digest"),
-                                              from_=st.meta("partitions"),
-                                              where=st.eq("physical", physical))))
+        sql = self._prepared(("partitions",), lambda: st.select(
+            st.col("part"), st.col("digest"), from_=st.meta("partitions"),
+            where=st.eq("physical", st.param())))
+        return dict(self.fetch(sql, [physical]))
 
     def partition_columns(self, physical: str) -> list[tuple[str, str | None]]:
         """Each part of ``physical`` with the columns it has (JSON; None: not known)."""
-        from sqlglot import exp
+        def build() -> exp.Expr:
+            from sqlglot import exp
 
-        from headwater.engines import statements as st
+            from headwater.engines import statements as st
 
-        p = exp.alias_(st.meta("partitions"), "p", copy=False)
-        c = exp.alias_(st.meta("part_columns"), "c", copy=False)
-        on = exp.and_(exp.EQ(this=st.col("physical", "c"), expression=st.col("physical", "p")),
-                      exp.EQ(this=st.col("part", "c"), expression=st.col("part", "p")),
-                      copy=False)
-        query = st.select(st.col("part", "p"), st.col("cols", "c"), from_=p,
-                          where=st.eq(st.col("physical", "p"), physical))
-        query = query.join(c, on=on, join_type="LEFT", copy=False)
-        return [(str(part), cols) for part, cols in self.fetch_expr(query)]
+            p = exp.alias_(st.meta("partitions"), "p", copy=False)
+            c = exp.alias_(st.meta("part_columns"), "c", copy=False)
+            on = exp.and_(
+                exp.EQ(this=st.col("physical", "c"), expression=st.col("physical", "p")),
+                exp.EQ(this=st.col("part", "c"), expression=st.col("part", "p")), copy=False)
+            query = st.select(st.col("part", "p"), st.col("cols", "c"), from_=p,
+                              where=st.eq(st.col("physical", "p"), st.param()))
+            return query.join(c, on=on, join_type="LEFT", copy=False)
+
+        rows = self.fetch(self._prepared(("partition_columns",), build), [physical])
+        return [(str(part), cols) for part, cols in rows]
 
     def forget_partitions(self, physical: str, parts: Iterable[str] | None = None) -> None:
         """Drop what is kept of some parts of ``physical`` (None: all of them)."""
@@ -375,42 +410,49 @@ class Engine(ABC):
         if listed is not None and not listed:
             return
         for name in ("partitions", "part_columns"):
-            self.execute_expr(st.delete(st.meta(name), st.all_of(
-                st.eq("physical", physical),
-                st.is_in("part", listed) if listed is not None else None)))
+            def build(name: str = name) -> exp.Expr:
+                return st.delete(st.meta(name), st.all_of(
+                    st.eq("physical", st.param()),
+                    st.is_in("part", _params(len(listed))) if listed is not None else None))
+
+            sql = self._prepared(
+                ("forget_partitions", name, None if listed is None else len(listed)), build)
+            self.execute(sql, [physical, *(listed or ())])
 
     def record_partitions(self, physical: str,
                           parts: Iterable[tuple[str, str, str | None]]) -> None:
         """Add (part, digest, columns as JSON or None) records of ``physical``."""
-        from headwater.engines import statements as st
-
         listed = list(parts)
         if listed:
-            self.execute_expr(st.insert_values(
-                st.meta("partitions"), [(physical, part, digest) for part, digest, _ in listed]))
+            self._insert_rows("partitions", [(physical, part, digest)
+                                             for part, digest, _ in listed])
         known = [(physical, part, cols) for part, _, cols in listed if cols is not None]
         if known:
-            self.execute_expr(st.insert_values(st.meta("part_columns"), known))
+            self._insert_rows("part_columns", known)
 
     def version_head(self, base: str) -> int | None:
         """The newest recorded version of ``base`` (None: never versioned)."""
-        from sqlglot import exp
+        def build() -> exp.Expr:
+            from sqlglot import exp
 
-        from headwater.engines import statements as st
+            from headwater.engines import statements as st
 
-        newest = exp.Max(this=st.cast(st.col("version"), "BIGINT"))
-        rows = self.fetch_expr(st.select(newest, from_=st.meta("versions"),
-                                         where=st.eq("base", base)))
+            newest = exp.Max(this=st.cast(st.col("version"), "BIGINT"))
+            return st.select(newest, from_=st.meta("versions"),
+                             where=st.eq("base", st.param()))
+
+        rows = self.fetch(self._prepared(("version_head",), build), [base])
         return int(rows[0][0]) if rows and rows[0][0] is not None else None
 
     def version_left_out(self, base: str, version: int) -> str | None:
         """The columns (JSON) version ``version`` of ``base`` leaves out, if recorded."""
         from headwater.engines import statements as st
 
-        rows = self.fetch_expr(st.select(st.col("left_out"), from_=st.meta("versions"),
-                                         where=st.all_of(st.eq("base", base), st.eq(
-                                             st.cast(st.col("version"), "BIGINT"),
-                                             int(version)))))
+        sql = self._prepared(("version_left_out",), lambda: st.select(
+            st.col("left_out"), from_=st.meta("versions"), where=st.all_of(
+                st.eq("base", st.param()),
+                st.eq(st.cast(st.col("version"), "BIGINT"), st.param()))))
+        rows = self.fetch(sql, [base, int(version)])
         return str(rows[0][0]) if rows and rows[0][0] else None
 
     def record_version(self, base: str, version: int, snapshot: str,
@@ -418,27 +460,32 @@ class Engine(ABC):
         """Record (or re-record) version ``version`` of ``base`` and its snapshot."""
         from headwater.engines import statements as st
 
-        self.execute_expr(st.delete(st.meta("versions"), st.all_of(
-            st.eq("base", base), st.eq("version", int(version)))))
-        self.execute_expr(st.insert_values(
-            st.meta("versions"), [(base, int(version), snapshot, left_out)],
-            columns=["base", "version", "snapshot", "left_out"]))
+        sql = self._prepared(("forget_version",), lambda: st.delete(
+            st.meta("versions"), st.all_of(st.eq("base", st.param()),
+                                           st.eq("version", st.param()))))
+        self.execute(sql, [base, int(version)])
+        self._insert_rows("versions", [(base, int(version), snapshot, left_out)],
+                          columns=["base", "version", "snapshot", "left_out"])
 
     def forget_versions(self, base: str) -> None:
         from headwater.engines import statements as st
 
-        self.execute_expr(st.delete(st.meta("versions"), st.eq("base", base)))
+        sql = self._prepared(("forget_versions",), lambda: st.delete(
+            st.meta("versions"), st.eq("base", st.param())))
+        self.execute(sql, [base])
 
     def window_sums(self, physical: str, key: str,
                     part: str | None = None) -> list[tuple[str, str, int, int]]:
         """(part, label, rows, sum of row hashes) kept under ``key`` (of one ``part``)."""
         from headwater.engines import statements as st
 
-        query = st.select(*(st.col(c) for c in ("part", "label", "rows", "total")),
-                          from_=st.meta("window_stats"), where=st.all_of(
-                              st.eq("physical", physical), st.eq("key", key),
-                              st.eq("part", part) if part is not None else None))
-        return [(str(p), str(w), int(n), int(t)) for p, w, n, t in self.fetch_expr(query)]
+        sql = self._prepared(("window_sums", part is None), lambda: st.select(
+            *(st.col(c) for c in ("part", "label", "rows", "total")),
+            from_=st.meta("window_stats"), where=st.all_of(
+                st.eq("physical", st.param()), st.eq("key", st.param()),
+                st.eq("part", st.param()) if part is not None else None)))
+        rows = self.fetch(sql, [physical, key] + ([part] if part is not None else []))
+        return [(str(p), str(w), int(n), int(t)) for p, w, n, t in rows]
 
     def forget_window_sums(self, physical: str, *, key: str | None = None,
                            parts: Iterable[str] | None = None,
@@ -446,31 +493,44 @@ class Engine(ABC):
         """Drop the sums of ``physical`` matching every filter given (none: all)."""
         from headwater.engines import statements as st
 
-        self.execute_expr(st.delete(st.meta("window_stats"), st.all_of(
-            st.eq("physical", physical), st.eq("key", key) if key is not None else None,
-            st.is_in("part", parts) if parts is not None else None,
-            st.is_in("label", labels) if labels is not None else None)))
+        in_parts = None if parts is None else list(parts)
+        in_labels = None if labels is None else list(labels)
+        shape = ("forget_window_sums", key is not None,
+                 None if in_parts is None else len(in_parts),
+                 None if in_labels is None else len(in_labels))
+
+        def build() -> exp.Expr:
+            return st.delete(st.meta("window_stats"), st.all_of(
+                st.eq("physical", st.param()),
+                st.eq("key", st.param()) if key is not None else None,
+                st.is_in("part", _params(len(in_parts))) if in_parts is not None else None,
+                st.is_in("label", _params(len(in_labels))) if in_labels is not None else None))
+
+        self.execute(self._prepared(shape, build), [
+            physical, *([key] if key is not None else []), *(in_parts or ()),
+            *(in_labels or ())])
 
     def forget_superseded_sums(self, physical: str, key: str) -> None:
         """Drop the sums kept under ``key``'s name with another column signature (the
         part after ``@``): the table's columns changed since they were counted."""
-        from sqlglot import exp
+        def build() -> exp.Expr:
+            from sqlglot import exp
 
-        from headwater.engines import statements as st
+            from headwater.engines import statements as st
+
+            return st.delete(st.meta("window_stats"), st.all_of(
+                st.eq("physical", st.param()), st.starts_with("key", st.param()),
+                exp.NEQ(this=st.col("key"), expression=st.param())))
 
         stem = key.rsplit("@", 1)[0] + "@"
-        self.execute_expr(st.delete(st.meta("window_stats"), st.all_of(
-            st.eq("physical", physical), st.starts_with("key", stem),
-            exp.NEQ(this=st.col("key"), expression=st.lit(key)))))
+        self.execute(self._prepared(("forget_superseded_sums",), build), [physical, stem, key])
 
     def record_window_sums(self, physical: str,
                            rows: Iterable[tuple[str, str, str, int, int]]) -> None:
         """Add (key, part, label, rows, sum of row hashes) sums of ``physical``."""
-        from headwater.engines import statements as st
-
         listed = [(physical, *row) for row in rows]
-        for i in range(0, len(listed), 1000):
-            self.execute_expr(st.insert_values(st.meta("window_stats"), listed[i:i + 1000]))
+        if listed:
+            self._insert_rows("window_stats", listed)
 
     def count_window_sums(self, physical: str, key: str, label: exp.Expr,
                           hashed: Sequence[str], where: exp.Expr | None = None) -> None:
@@ -486,3 +546,10 @@ class Engine(ABC):
                           where=where.copy() if where is not None else None)
         self.execute_expr(st.insert_query(st.meta("window_stats"),
                                           st.group_by(query, exp.column("w"))))
+
+
+def _params(n: int) -> list[exp.Expr]:
+    """``n`` placeholders (``?``), each its own node."""
+    from headwater.engines import statements as st
+
+    return [st.param() for _ in range(n)]

@@ -70,8 +70,17 @@ def cast(value: exp.Expr, type_sql: str) -> exp.Cast:
     return exp.Cast(this=value, to=dtype(type_sql))
 
 
+def param() -> exp.Expr:
+    """A value bound when the statement runs (``?``): statements of one shape are then
+    built and rendered once (``Engine._prepared``)."""
+    return exp.Placeholder()
+
+
 def lit(value: Any) -> exp.Expr:
-    """A Python value as a SQL literal: text, numbers, booleans, dates, timestamps, NULL."""
+    """A Python value as a SQL literal: text, numbers, booleans, dates, timestamps, NULL
+    (a tree, such as :func:`param`, is kept as it is)."""
+    if isinstance(value, exp.Expr):
+        return value
     if value is None:
         return exp.null()
     if isinstance(value, bool):
@@ -99,7 +108,7 @@ def is_in(column: str | exp.Expr, values: Iterable[Any]) -> exp.Expr:
     return exp.In(this=_operand(column), expressions=listed) if listed else exp.false()
 
 
-def starts_with(column: str, prefix: str) -> exp.Expr:
+def starts_with(column: str, prefix: Any) -> exp.Expr:
     return exp.StartsWith(this=col(column), expression=lit(prefix))
 
 
