@@ -118,6 +118,10 @@ class Engine(ABC):
         changed only by this process's commits."""
         return {}
 
+    def warm_up(self) -> None:  # noqa: B027 - optional, no-op default
+        """A run is about to build nodes: prepare what builds need (imports, caches) in
+        the background. Not called for runs that build nothing."""
+
     def preflight(self, nodes: Sequence[SqlNode], dialect: str) -> None:  # noqa: B027
         """Before a run: raise a ProjectError (file, line, construct) for SQL this engine
         cannot run, so nothing runs. Default: every engine runs what DuckDB runs."""

@@ -95,18 +95,13 @@ class DuckDBEngine(Engine):
 
     # -- connections ------------------------------------------------------
 
-    def open(self, *, read_only: bool = False) -> None:
-        # a run that writes builds its bookkeeping statements as sqlglot trees: importing
-        # sqlglot (~70 ms) goes on in a thread while DuckDB opens the file (it releases the
-        # GIL), instead of delaying the first node; joined before open returns
-        warm = None if read_only else _warm_statements()
-        try:
-            self._open(read_only=read_only)
-        finally:
-            if warm is not None:
-                warm.join()
+    def warm_up(self) -> None:
+        # builds write their bookkeeping as sqlglot trees: importing sqlglot (~70 ms) goes
+        # on in a thread while the first node builds (DuckDB releases the GIL), instead of
+        # delaying it; a run that only publishes earlier builds (a revert) never pays it
+        _warm_statements()
 
-    def _open(self, *, read_only: bool) -> None:
+    def open(self, *, read_only: bool = False) -> None:
         import duckdb
 
         self.path.parent.mkdir(parents=True, exist_ok=True)

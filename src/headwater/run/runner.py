@@ -248,6 +248,8 @@ class Runner:
                 if waiting_on[child] == 0:
                     ready.append(child)
 
+        if any(n.action == "run" for n in plan.nodes):
+            self.engine.warm_up()
         pool = Workers(self.threads, "hw-build", on_retire=self.engine.release_thread)
         try:
             while ready or running:
