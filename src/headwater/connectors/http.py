@@ -243,6 +243,7 @@ class HttpSource(SourceConnector):
                 # no record, so no schema: an empty reader without columns
                 return pa.RecordBatchReader.from_batches(pa.schema([]), iter([]))
             con = duckdb.connect()
+            con.execute("SET enable_progress_bar = false")  # stdout belongs to the CLI (--json)
             sql = "SELECT * FROM read_json($f, format = 'newline_delimited', sample_size = -1)"
             params: dict[str, Any] = {"f": str(spool)}
             cursor = self.config.cursor

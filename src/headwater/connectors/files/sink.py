@@ -251,6 +251,7 @@ def _write_file(data: pa.RecordBatchReader, dest: Path, fmt: str, drop: str | No
         import duckdb
 
         con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")  # stdout belongs to the CLI (--json)
         try:
             con.register("__hw_sink", pa.RecordBatchReader.from_batches(schema, batches()))
             row = con.execute("COPY __hw_sink TO $path (FORMAT json)", {"path": str(dest)})

@@ -317,6 +317,7 @@ class FilesSource(SourceConnector):
                        f"[list_position($hw_paths, {_q(PATH_COLUMN)})] AS {_q(PARTITION_COLUMN)}"
                        f" FROM ({sql})")
             con = duckdb.connect()
+            con.execute("SET enable_progress_bar = false")  # stdout belongs to the CLI (--json)
             try:
                 rel = con.sql(sql, params=params)
                 empty = [d for p, d in inputs if p.stat().st_size == 0]
