@@ -541,7 +541,7 @@ class Project:
 
 
 def _warehouse_exists(engine: Engine) -> bool:
-    path = getattr(engine, "path", None)
+    path = engine.path
     return path is None or Path(path).exists()
 
 
