@@ -55,13 +55,11 @@ def duckdb_column_equals(column: str, value: str) -> Any:
     )
 
 
-def _warm_statements() -> threading.Thread | None:
+def _warm_statements() -> None:
     """Import the statement builders (and DuckDB's SQL generator) in a thread."""
-    if "headwater.engines.statements" in sys.modules:
-        return None
-    thread = threading.Thread(target=_import_statements, name="hw-warm-statements", daemon=True)
-    thread.start()
-    return thread
+    if "headwater.engines.statements" not in sys.modules:
+        threading.Thread(target=_import_statements, name="hw-warm-statements",
+                         daemon=True).start()
 
 
 def _import_statements() -> None:
